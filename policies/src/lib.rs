@@ -1,0 +1,13 @@
+//! `rivet-policies` owns learning: the vectorised environment interface that simulated worlds
+//! implement, observation and action spaces with names and bounds, and the [`Policy`] interface
+//! that a loaded checkpoint exposes to the hardware bridge.
+//!
+//! It learns from anything that implements [`VecEnv`]; it must not depend on `rivet-sim`
+//! internals, `rivet-hw-bridge` or any transport. The hardware bridge depends only on
+//! [`Policy`] and [`BoxSpace`], never on training internals.
+
+pub mod env;
+pub mod space;
+
+pub use env::{Policy, StepResult, VecEnv};
+pub use space::{BoxSpace, SpaceError};

@@ -1,0 +1,91 @@
+//! `rivet`: the command-line front end. It wires the crates together: scenes and physics from
+//! `rivet-sim`, controllers from `rivet-control`, and (as later commands land) learning from
+//! `rivet-policies` and robots from `rivet-hw-bridge`.
+//!
+//! Every command that reports results accepts `--json` and then prints exactly one JSON object
+//! on stdout; human-readable output and progress bars go to stderr.
+
+mod bench;
+mod check;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rivet_sim::PackagePaths;
+
+/// Rivet: simulate worksite robots, record every episode for rerun.
+#[derive(Parser, Debug)]
+#[command(name = "rivet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Folders searched for `package://` URIs.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PackageArgs {
+    /// Folder containing ROS packages by name, searched for `package://<name>/...` URIs
+    /// (repeatable). Searched before the folders in $RIVET_PACKAGE_PATH and $ROS_PACKAGE_PATH
+    /// (`:`-separated lists).
+    #[arg(long = "package-path", value_name = "DIR")]
+    pub package_path: Vec<PathBuf>,
+}
+
+impl PackageArgs {
+    /// The search path: flags first, then the environment lists.
+    pub fn resolve(&self) -> PackagePaths {
+        let mut paths = PackagePaths::new(self.package_path.iter().cloned());
+        for var in ["RIVET_PACKAGE_PATH", "ROS_PACKAGE_PATH"] {
+            if let Ok(list) = std::env::var(var) {
+                paths.extend_from_list(&list);
+            }
+        }
+        paths
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario headless and write a rerun recording.
+    Run(run::RunArgs),
+    /// Validate a scene, URDF or MJCF file and print the robot tree.
+    Check(check::CheckArgs),
+    /// Print the JSON Schema of the scene format.
+    Schema,
+    /// Measure performance.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::check(args),
+        Command::Schema => {
+            let schema = rivet_sim::scene::json_schema();
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => {
+                    println!("{text}");
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Bench(args) => bench::bench(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints one JSON object on stdout.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

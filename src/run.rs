@@ -1,0 +1,200 @@
+//! `rivet run`: a scenario end to end, headless, recorded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use rivet_sim::plugin::SimRecorder;
+use rivet_sim::record::Recorder;
+use rivet_sim::world::Termination;
+use rivet_sim::{Scene, SimWorld, World, WorldOptions, headless_app};
+use serde_json::json;
+
+use crate::PackageArgs;
+
+/// Arguments of `rivet run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The scene file (scenes/*.toml).
+    pub scene: PathBuf,
+    /// Simulated duration in seconds. Default: the scene's `duration_secs` (10 s if unset).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Seed for everything random in the run.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Write the rerun recording here. Default: runs/<scene>-<unix time>.rrd.
+    #[arg(long, value_name = "OUT.rrd")]
+    pub record: Option<PathBuf>,
+    /// Threads for the physics solver (results are bitwise identical for any count).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Recording rate in Hz (steps between are not logged).
+    #[arg(long, default_value_t = 50.0, value_name = "HZ")]
+    pub record_rate: f64,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub packages: PackageArgs,
+}
+
+/// Runs a scenario.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
+    let duration = args.duration.unwrap_or(scene.duration_secs);
+    anyhow::ensure!(
+        duration.is_finite() && duration > 0.0,
+        "--duration {duration}: must be a positive number of seconds"
+    );
+    anyhow::ensure!(args.threads >= 1, "--threads must be >= 1");
+    anyhow::ensure!(
+        args.record_rate.is_finite() && args.record_rate > 0.0,
+        "--record-rate must be > 0 Hz"
+    );
+    let record_path = match &args.record {
+        Some(p) => p.clone(),
+        None => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            PathBuf::from("runs").join(format!(
+                "{}-{stamp}.rrd",
+                rivet_sim::record::entity_part(&scene.name)
+            ))
+        }
+    };
+    let world = World::new(
+        scene.clone(),
+        WorldOptions {
+            seed: args.seed,
+            threads: Some(args.threads),
+        },
+    )?;
+    let recorder = Recorder::create(&record_path, &world, args.record_rate)
+        .with_context(|| format!("cannot record to {}", record_path.display()))?;
+    let steps = (duration / scene.world.dt_secs).round() as u64;
+    let mut app = headless_app(world);
+    app.insert_resource(SimRecorder {
+        recorder,
+        error: None,
+    });
+
+    let progress = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(steps).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        )
+    };
+    progress.set_message(scene.name.clone());
+    let started = Instant::now();
+    let mut max_contacts = 0usize;
+    let mut executed = 0u64;
+    for _ in 0..steps {
+        app.update();
+        let world = &app.world().resource::<SimWorld>().0;
+        if world.termination().is_some() {
+            break;
+        }
+        executed += 1;
+        max_contacts = max_contacts.max(world.contact_pair_count());
+        if executed.is_multiple_of(256) {
+            progress.set_position(executed);
+        }
+    }
+    progress.finish_and_clear();
+    let wall_secs = started.elapsed().as_secs_f64();
+
+    let SimRecorder { recorder, error } = app
+        .world_mut()
+        .remove_resource::<SimRecorder>()
+        .context("the recorder resource disappeared")?;
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    let world = app
+        .world_mut()
+        .remove_resource::<SimWorld>()
+        .context("the world resource disappeared")?
+        .0;
+    let outcome = match world.termination() {
+        None => "completed".to_string(),
+        Some(Termination::NonFinite { message }) => {
+            recorder.log_event(&world, message)?;
+            format!("stopped: {message}")
+        }
+    };
+    let recording = recorder.finish()?;
+    let simulated = world.time_secs();
+    let rtf = if wall_secs > 0.0 {
+        simulated / wall_secs
+    } else {
+        f64::INFINITY
+    };
+    let final_contacts = world.contact_pair_count();
+    let robots: Vec<serde_json::Value> = scene
+        .robots
+        .iter()
+        .zip(&world.robots)
+        .map(|(r, s)| {
+            let base = world.body_pose(s.base_body);
+            json!({
+                "name": r.name,
+                "base_position_m": base.translation,
+                "joints": r.model.dofs.iter().enumerate().map(|(d, _)| json!({
+                    "name": r.model.dof_joint(rivet_sim::robot::DofId(d as u32)).name,
+                    "position": s.position[d],
+                    "velocity": s.velocity[d],
+                    "effort": s.effort[d],
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let summary = json!({
+        "scene": scene.name,
+        "scene_file": scene.source,
+        "scene_hash": scene.content_hash,
+        "seed": args.seed,
+        "threads": args.threads,
+        "timestep_secs": scene.world.dt_secs,
+        "simulated_secs": simulated,
+        "steps": world.step_index(),
+        "wall_secs": wall_secs,
+        "real_time_factor": rtf,
+        "contacts": { "max_pairs": max_contacts, "final_pairs": final_contacts },
+        "outcome": outcome,
+        "completed": world.termination().is_none(),
+        "state_digest": world.state_digest(),
+        "robots": robots,
+        "recording": recording,
+    });
+    if args.json {
+        crate::print_json(&summary)?;
+    } else {
+        eprintln!("scene        {} ({})", scene.name, scene.source.display());
+        eprintln!(
+            "simulated    {simulated:.3} s in {} steps of {} s",
+            world.step_index(),
+            scene.world.dt_secs
+        );
+        eprintln!("wall time    {wall_secs:.3} s (real-time factor {rtf:.1}x)");
+        eprintln!("contacts     {max_contacts} pairs at most, {final_contacts} at the end");
+        eprintln!("outcome      {outcome}");
+        eprintln!("recording    {}", recording.display());
+        eprintln!(
+            "view it:     pip install rerun-sdk==0.36.3 && rerun {}",
+            recording.display()
+        );
+    }
+    if world.termination().is_some() {
+        anyhow::bail!("the run ended early: {outcome}");
+    }
+    Ok(())
+}

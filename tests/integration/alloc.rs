@@ -1,0 +1,78 @@
+//! Nothing on our per-step path allocates once a world runs: the actions, actuators and
+//! sensors stages are measured with a counting allocator (per thread, so parallel tests do
+//! not interfere). Rapier's own step is outside this claim, and so is rapier's change
+//! tracking: moving a kinematic body (an actor) records it in rapier's modified-body list,
+//! which the physics step takes with `mem::take`, so its first push after each step
+//! allocates once.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+use rivet_sim::{PackagePaths, Scene, World, WorldOptions};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts on the side.
+#[allow(unsafe_code, reason = "a global allocator is unsafe by definition")]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn our_stages_do_not_allocate_per_step() {
+    // (scene, kinematic actors whose move costs rapier one allocation per step)
+    for (name, per_step) in [("brick_wall.toml", 0), ("site_patrol.toml", 1)] {
+        let scene = Arc::new(
+            Scene::load(
+                &crate::repo().join("scenes").join(name),
+                &PackagePaths::default(),
+            )
+            .unwrap(),
+        );
+        let mut world = World::new(scene, WorldOptions::default()).unwrap();
+        for _ in 0..10 {
+            world.step();
+        }
+        let mut ours = 0;
+        for _ in 0..200 {
+            let before = allocations();
+            world.stage_actions();
+            world.stage_actuators();
+            ours += allocations() - before;
+            world.stage_physics();
+            let before = allocations();
+            world.stage_sensors();
+            let _ = world.contact_pair_count();
+            ours += allocations() - before;
+        }
+        assert!(
+            ours <= 200 * per_step,
+            "{name}: our stages allocated {ours} times in 200 steps"
+        );
+    }
+}

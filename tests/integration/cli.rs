@@ -1,0 +1,200 @@
+//! The `rivet` command-line contract: exact forms, `--json` printing one object, clear errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::repo;
+
+fn rivet(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rivet"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RIVET_PACKAGE_PATH")
+        .env_remove("ROS_PACKAGE_PATH")
+        .output()
+        .expect("the rivet binary runs")
+}
+
+fn json_stdout(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "stdout must be exactly one line: {text}"
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn run_json_reports_and_writes_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let rrd = dir.path().join("out.rrd");
+    let scene = repo().join("scenes/brick_wall.toml");
+    let out = rivet(
+        &[
+            "run",
+            scene.to_str().unwrap(),
+            "--duration",
+            "0.5",
+            "--seed",
+            "3",
+            "--record",
+            rrd.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_stdout(&out);
+    assert_eq!(v["steps"], 250);
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["outcome"], "completed");
+    assert!((v["simulated_secs"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    assert!(v["real_time_factor"].as_f64().unwrap() > 0.0);
+    assert_eq!(Path::new(v["recording"].as_str().unwrap()), rrd);
+    let bytes = std::fs::read(&rrd).unwrap();
+    // Rerun's file magic.
+    assert_eq!(&bytes[..4], b"RRF2", "not an .rrd file");
+    assert!(
+        bytes.len() > 10_000,
+        "suspiciously small recording: {} bytes",
+        bytes.len()
+    );
+    assert!(!dir.path().join("out.rrd.partial").exists());
+}
+
+#[test]
+fn run_without_record_writes_under_runs_and_prints_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = repo().join("scenes/site_patrol.toml");
+    let out = rivet(
+        &["run", scene.to_str().unwrap(), "--duration", "0.2"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(written.len(), 1);
+    let name = written[0].file_name().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("site_patrol-") && name.ends_with(".rrd"),
+        "{name}"
+    );
+    assert!(
+        stderr.contains(&name),
+        "the summary must print the path: {stderr}"
+    );
+}
+
+#[test]
+fn check_urdf_prints_the_tree_and_json_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let urdf = repo().join("scenes/robots/rivet_arm6.urdf");
+    let out = rivet(&["check", urdf.to_str().unwrap()], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("shoulder_pan") && text.contains("11 links, 10 joints"),
+        "{text}"
+    );
+    let out = rivet(&["check", urdf.to_str().unwrap(), "--json"], dir.path());
+    let v = json_stdout(&out);
+    assert_eq!(v["robots"][0]["links"], 11);
+    assert_eq!(v["robots"][0]["joints"], 10);
+    assert_eq!(v["robots"][0]["actuated_dofs"], 8);
+}
+
+#[test]
+fn check_resolves_package_uris_with_package_path() {
+    let Some(shared) = crate::shared_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let urdf = shared.join("example-robot-data/robots/ur_description/urdf/ur5_robot.urdf");
+    let out = rivet(&["check", urdf.to_str().unwrap(), "--json"], dir.path());
+    assert!(
+        !out.status.success(),
+        "without a package path the meshes cannot resolve"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("package://example-robot-data"), "{err}");
+    let out = rivet(
+        &[
+            "check",
+            urdf.to_str().unwrap(),
+            "--package-path",
+            shared.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_stdout(&out)["robots"][0]["actuated_dofs"], 6);
+}
+
+#[test]
+fn schema_is_a_json_schema_of_the_scene_format() {
+    let out = rivet(&["schema"], repo());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"));
+    assert!(v["properties"]["robot"].is_object());
+    assert!(v.to_string().contains("timestep_secs"));
+}
+
+#[test]
+fn bad_scene_fails_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("bad.toml");
+    std::fs::write(
+        &scene,
+        "[world]\ntimestep_secs = 0.002\ngravty = [0, 0, -9.81]\n",
+    )
+    .unwrap();
+    let out = rivet(&["run", scene.to_str().unwrap(), "--json"], dir.path());
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no JSON on failure to start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3:1") && err.contains("gravty"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("runs").exists(),
+        "nothing written for a bad scene"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check", "--help"],
+        vec!["schema", "--help"],
+        vec!["bench", "--help"],
+        vec!["bench", "physics", "--help"],
+    ] {
+        let out = rivet(&args, repo());
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}

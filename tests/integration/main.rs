@@ -1,0 +1,58 @@
+//! Cross-crate tests of Rivet: robot import against the shared corpus, physics behaviour,
+//! determinism and the `rivet` CLI contract. One test binary on purpose (link time).
+//!
+//! Tests that read `../shared/` (the example robots and MJCF models beside the repository) say
+//! so; outside CI they skip with a message when it is absent, in CI (`CI` set) they fail.
+
+mod alloc;
+mod cli;
+mod determinism;
+mod robots;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared`, or `None` (with a message) when it is absent outside CI.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = repo().join("../shared");
+    if dir.join("example-robot-data").is_dir() && dir.join("mjcf").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: CI must have the shared corpus beside the repository",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: {} is absent (this test reads the shared robot corpus)",
+        dir.display()
+    );
+    None
+}
+
+/// All files under `dir` (recursively) with the extension `ext`, sorted.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

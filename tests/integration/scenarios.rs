@@ -1,0 +1,79 @@
+//! The project's worksite scenarios behave as described in their files.
+
+use std::sync::Arc;
+
+use rivet_sim::{PackagePaths, Scene, World, WorldOptions};
+
+fn load(name: &str) -> Arc<Scene> {
+    Arc::new(
+        Scene::load(
+            &crate::repo().join("scenes").join(name),
+            &PackagePaths::default(),
+        )
+        .unwrap(),
+    )
+}
+
+/// The scripted arm follows its joint waypoints: at the end it is back home within 0.02 rad on
+/// every arm joint, and the bricks on the pallet are undisturbed (within 5 mm).
+#[test]
+fn brick_wall_arm_follows_its_waypoints() {
+    let scene = load("brick_wall.toml");
+    let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    let brick = scene
+        .props
+        .iter()
+        .position(|p| p.name == "brick_1")
+        .unwrap();
+    let start = world.body_pose(world.props[brick]).translation;
+    let steps = (scene.duration_secs / scene.world.dt_secs).round() as usize;
+    for _ in 0..steps {
+        world.step();
+    }
+    assert_eq!(world.termination(), None);
+    let arm = &world.robots[0];
+    for (d, (&q, &q0)) in arm
+        .position
+        .iter()
+        .zip(&scene.robots[0].initial_positions)
+        .enumerate()
+        .take(6)
+    {
+        assert!((q - q0).abs() < 0.02, "joint {d}: {q} vs home {q0}");
+    }
+    let end = world.body_pose(world.props[brick]).translation;
+    let moved = (0..3)
+        .map(|i| (end[i] - start[i]).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    assert!(moved < 0.005, "brick_1 moved {moved} m");
+}
+
+/// The rover drives its patrol loop: within the scene's 30 s it comes within 0.4 m of every
+/// patrol waypoint and stays upright.
+#[test]
+fn site_patrol_rover_visits_every_waypoint() {
+    let scene = load("site_patrol.toml");
+    let waypoints = [[5.0f32, -1.5], [5.0, 1.5], [1.0, 1.5]];
+    let mut closest = [f32::INFINITY; 3];
+    let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    let steps = (scene.duration_secs / scene.world.dt_secs).round() as usize;
+    let mut min_up = 1.0f32;
+    for _ in 0..steps {
+        world.step();
+        let pose = world.body_pose(world.robots[0].base_body);
+        for (c, w) in closest.iter_mut().zip(&waypoints) {
+            let d = ((pose.translation[0] - w[0]).powi(2) + (pose.translation[1] - w[1]).powi(2))
+                .sqrt();
+            *c = c.min(d);
+        }
+        // z component of the body's up axis: 1 - 2(x² + y²) for quaternion [x, y, z, w].
+        let [x, y, _, _] = pose.rotation;
+        min_up = min_up.min(1.0 - 2.0 * (x * x + y * y));
+    }
+    assert_eq!(world.termination(), None);
+    for (c, w) in closest.iter().zip(&waypoints) {
+        assert!(*c < 0.4, "closest approach to {w:?}: {c} m");
+    }
+    assert!(min_up > 0.9, "the rover tipped: up-axis z fell to {min_up}");
+}
