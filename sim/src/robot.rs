@@ -251,6 +251,9 @@ pub struct DofModel {
     pub(crate) rapier_link: usize,
     /// Spatial axis of the coordinate in rapier's joint (0 = LinX, 3 = AngX).
     pub(crate) axis: usize,
+    /// Joint position (rad or m) at rapier's coordinate 0: MJCF `ref` (rapier-mjcf measures
+    /// joints from the reference pose, MuJoCo's qpos includes it), 0 for URDF.
+    pub reference: f64,
 }
 
 /// The rapier objects to instantiate, built once per model and cloned per world.
@@ -422,6 +425,7 @@ impl RobotModel {
                 })?;
             dofs.push(DofModel {
                 joint: JointId(j as u32),
+                reference: 0.0,
                 rapier_link: rapier_joint.link2,
                 axis: if joint.kind == JointKind::Prismatic {
                     0
@@ -455,6 +459,8 @@ impl RobotModel {
         let options = MjcfLoaderOptions {
             // The model's own floor is part of the model.
             skip_plane_geoms: false,
+            // memberships = contype, filter = conaffinity; the test mode is set to OR below.
+            contact_filter_mode: rapier3d_mjcf::ContactFilterMode::Asymmetric,
             ..MjcfLoaderOptions::default()
         };
         // The MJCF converter is third-party code that may panic on inputs it does not expect;
@@ -462,7 +468,7 @@ impl RobotModel {
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             MjcfRobot::from_file(path, options)
         }));
-        let (robot, model) = match loaded {
+        let (mut robot, model) = match loaded {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 return Err(SimError::robot(
@@ -479,6 +485,7 @@ impl RobotModel {
                 ));
             }
         };
+        mujoco_contact_rule(&mut robot);
         // Links and joints follow the file (mjcf-rs's body list, world excluded); rapier bodies
         // and joints are matched to them. Bodies without joints that the converter welds
         // into their parent have no rapier body of their own.
@@ -574,7 +581,7 @@ impl RobotModel {
                     Some((_, rj)) => (
                         matches!(kind, JointKind::Revolute | JointKind::Prismatic).then(|| {
                             let l = rj.joint.limits[axis_index];
-                            [f64::from(l.min), f64::from(l.max)]
+                            [f64::from(l.min) + joint.ref_, f64::from(l.max) + joint.ref_]
                         }),
                         f64::from(rj.damping_per_dof),
                         f64::from(rj.frictionloss_per_dof),
@@ -592,6 +599,7 @@ impl RobotModel {
                     };
                     dofs.push(DofModel {
                         joint: id,
+                        reference: joint.ref_,
                         rapier_link: rj.link2,
                         axis: axis_index,
                     });
@@ -631,6 +639,28 @@ impl RobotModel {
             link_to_rapier,
             blueprint: Blueprint::Mjcf(Box::new(robot)),
         })
+    }
+}
+
+/// Gives MJCF colliders MuJoCo's contact rule.
+///
+/// MuJoCo lets two geoms collide when `(contype1 & conaffinity2) || (contype2 & conaffinity1)`.
+/// rapier3d-mjcf 0.36.1's default encoding (`memberships = filter = contype | conaffinity`,
+/// rapier's AND test) makes geoms with `contype="0"` collide with everything: in Gymnasium's
+/// inverted_pendulum.xml and reacher.xml, whose geoms default to `contype="0"`, the cart then
+/// collides with the rail it overlaps and the arm with the arena it sits in, and the contact
+/// impulses of those deep overlaps blow the state up to NaN within a few steps (the crash the
+/// import used to hit). Loading with `memberships = contype, filter = conaffinity` and rapier's
+/// OR test mode is exactly MuJoCo's rule between MJCF geoms. Against colliders that use the
+/// default AND mode (scene props and the scene's ground), rapier applies AND, so such a geom
+/// touches them only when both its contype and conaffinity are non-zero.
+fn mujoco_contact_rule(robot: &mut MjcfRobot) {
+    for body in &mut robot.bodies {
+        for collider in &mut body.colliders {
+            let mut groups = collider.collision_groups();
+            groups.test_mode = InteractionTestMode::Or;
+            collider.set_collision_groups(groups);
+        }
     }
 }
 

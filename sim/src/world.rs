@@ -54,6 +54,8 @@ struct DofSlot {
     parent_body: Option<RigidBodyHandle>,
     /// Joint axis in the child body's frame, for torque-mode efforts.
     axis_in_child: Vector,
+    /// Joint position at rapier's coordinate 0 (see `DofModel::reference`).
+    reference: f64,
 }
 
 /// The scripted controller of a robot, as runtime state.
@@ -346,7 +348,7 @@ impl World {
                         let step = actuator.velocity_limit * dt;
                         target = target.clamp(state.target[d] - step, state.target[d] + step);
                         state.target[d] = target;
-                        Some((target as f32, 0.0, kp as f32, kd as f32))
+                        Some(((target - slot.reference) as f32, 0.0, kp as f32, kd as f32))
                     }
                     CommandMode::Velocity => {
                         let v = if command.is_finite() { command } else { 0.0 };
@@ -446,7 +448,7 @@ impl World {
                 let Some(link) = multibody.link(slot.link) else {
                     continue;
                 };
-                state.position[d] = f64::from(link.joint.coords()[slot.axis]);
+                state.position[d] = f64::from(link.joint.coords()[slot.axis]) + slot.reference;
                 let v = multibody.joint_velocity(link);
                 state.velocity[d] = if v.is_empty() { 0.0 } else { f64::from(v[0]) };
             }
@@ -689,6 +691,7 @@ fn instantiate_robot(
             child_body,
             parent_body,
             axis_in_child,
+            reference: dof.reference,
         });
     }
 
@@ -726,7 +729,7 @@ fn instantiate_robot(
             }
         };
         if let Some(x) = entry.1.get_mut(offset) {
-            *x = robot.initial_positions[d] as f32 - current;
+            *x = (robot.initial_positions[d] - slot.reference) as f32 - current;
         }
     }
     for (index, displacement) in &displacement_by_multibody {

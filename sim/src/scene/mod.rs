@@ -425,8 +425,8 @@ impl Scene {
     /// own timestep and gravity when it declares them (MJCF), else the scene defaults. There is
     /// a ground plane only for a floating-base URDF robot: MJCF models bring their own floor,
     /// and a fixed-base arm is mounted on its base (at its zero pose many arms lie along the
-    /// floor's height). Self collisions are off. Used by the physics benchmark and the import
-    /// tests.
+    /// floor's height). Self collisions are off for URDF robots. Used by the physics benchmark
+    /// and the import tests.
     pub fn single_robot(
         robot_path: &Path,
         fixed_base: bool,
@@ -467,10 +467,12 @@ impl Scene {
                 ..Default::default()
             },
             joints: Default::default(),
-            // Collision meshes of imported arms (convex hulls) commonly overlap between links
-            // that are not adjacent (the pairs an SRDF's <disable_collisions> lists); without
-            // that list, self contacts would fight the actuators.
-            disable_self_collisions: true,
+            // Collision meshes of imported URDF arms (convex hulls) commonly overlap between
+            // links that are not adjacent (the pairs an SRDF's <disable_collisions> lists);
+            // without that list, self contacts would fight the actuators. MJCF models filter
+            // their own contacts (contype/conaffinity), and their floor belongs to the world
+            // body, which may be part of the robot's multibody.
+            disable_self_collisions: !is_mjcf,
             link_friction: Default::default(),
             script: None,
         });
@@ -668,11 +670,15 @@ fn robot_instance(
         })
     };
 
-    // Initial positions: 0, or mid-range when 0 is outside the limits; then the file's values.
+    // Initial positions: MJCF models start at their reference pose (MuJoCo's qpos0, even when
+    // it lies outside a joint range); URDF joints at 0, or mid-range when 0 is outside the
+    // limits. Then the file's values.
+    let is_mjcf = model.format == crate::robot::RobotFormat::Mjcf;
     let mut initial_positions: Vec<f64> = model
         .dofs
         .iter()
         .map(|d| match model.joints[d.joint.0 as usize].limits {
+            _ if is_mjcf => d.reference,
             Some([lo, hi]) if !(lo..=hi).contains(&0.0) => 0.5 * (lo + hi),
             _ => 0.0,
         })
