@@ -62,7 +62,7 @@ impl Plugin for SimPlugin {
         .add_systems(
             Update,
             (
-                actions.in_set(SimSet::Actions),
+                (scripts, actors).chain().in_set(SimSet::Actions),
                 actuators.in_set(SimSet::Actuators),
                 physics.in_set(SimSet::Physics),
                 sensors.in_set(SimSet::Sensors),
@@ -76,9 +76,17 @@ fn running(world: &SimWorld) -> bool {
     world.0.termination().is_none()
 }
 
-fn actions(mut world: ResMut<SimWorld>) {
+/// Scripted controllers (joint waypoints, patrols) command their robots.
+fn scripts(mut world: ResMut<SimWorld>) {
     if running(&world) {
-        world.0.stage_actions();
+        world.0.run_scripts();
+    }
+}
+
+/// Actors (workers) walk their paths.
+fn actors(mut world: ResMut<SimWorld>) {
+    if running(&world) {
+        world.0.move_actors();
     }
 }
 

@@ -272,10 +272,14 @@ impl World {
     /// Stage "actions": scripted controllers write commands; actors get their next kinematic
     /// pose.
     pub fn stage_actions(&mut self) {
-        let t = self.time_secs;
-        let next_t = t + self.scene.world.dt_secs;
-        for (robot, state) in self.scene.robots.iter().zip(&mut self.robots) {
-            let _ = robot;
+        self.run_scripts();
+        self.move_actors();
+    }
+
+    /// Scripted controllers write their robots' commands for the coming step.
+    pub fn run_scripts(&mut self) {
+        let next_t = self.time_secs + self.scene.world.dt_secs;
+        for state in &mut self.robots {
             match &mut state.script {
                 None => {}
                 Some(ScriptState::Trajectory(trajectory)) => {
@@ -305,6 +309,11 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Actors get their kinematic pose for the end of the coming step.
+    pub fn move_actors(&mut self) {
+        let next_t = self.time_secs + self.scene.world.dt_secs;
         for (actor, &body) in self.scene.actors.iter().zip(&self.actors) {
             let (p, heading) = actor.position_at(next_t);
             let pose = crate::math::pose_from_xyz_rpy(p, [0.0, 0.0, heading]);

@@ -67,6 +67,68 @@ fn run_json_reports_and_writes_the_recording() {
     assert!(!dir.path().join("out.rrd.partial").exists());
 }
 
+/// The recording opens in rerun 0.36.3 itself (`rerun rrd verify`). Needs the `rerun` command
+/// from `pip install rerun-sdk==0.36.3` on PATH (.ci/run installs it); outside CI it skips with
+/// a message when absent.
+#[test]
+fn recording_verifies_with_the_rerun_tool() {
+    let has_rerun = Command::new("rerun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_rerun {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the rerun command (pip install rerun-sdk==0.36.3)"
+        );
+        eprintln!("SKIPPED: no `rerun` on PATH (pip install rerun-sdk==0.36.3)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rrd = dir.path().join("patrol.rrd");
+    let scene = repo().join("scenes/site_patrol.toml");
+    let out = rivet(
+        &[
+            "run",
+            scene.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--record",
+            rrd.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = Command::new("rerun")
+        .args(["rrd", "verify"])
+        .arg(&rrd)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "rerun rrd verify failed: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let stats = Command::new("rerun")
+        .args(["rrd", "stats"])
+        .arg(&rrd)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stats.stdout);
+    let entities: usize = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("num_entity_paths = "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no entity count in: {text}"));
+    // Robot links, joints, props, actors, contacts: dozens of entities.
+    assert!(entities > 30, "only {entities} entity paths");
+}
+
 #[test]
 fn run_without_record_writes_under_runs_and_prints_the_path() {
     let dir = tempfile::tempdir().unwrap();
