@@ -219,14 +219,12 @@ impl Recorder {
         let rec = &self.stream;
         rec.set_time_sequence("step", world.step_index() as i64);
         rec.set_duration_secs("sim_time", world.time_secs());
-        let scene = world.scene();
-        for ((robot, state), paths) in scene.robots.iter().zip(&world.robots).zip(&self.robots) {
+        for (state, paths) in world.robots.iter().zip(&self.robots) {
             for (body, path) in state.link_bodies.iter().zip(&paths.links) {
                 if let (Some(body), Some(path)) = (body, path) {
                     rec.log(path.as_str(), &rerun_transform(&world.body_pose(*body)))?;
                 }
             }
-            let _ = robot;
             for (d, [p, v, e, c]) in paths.joints.iter().enumerate() {
                 rec.log(p.as_str(), &rerun::Scalars::single(state.position[d]))?;
                 rec.log(v.as_str(), &rerun::Scalars::single(state.velocity[d]))?;

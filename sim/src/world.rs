@@ -764,7 +764,7 @@ fn instantiate_robot(
         }
     }
     // Mimic joints: exact coordinate couplings on the multibody.
-    for (j, joint) in model.joints.iter().enumerate() {
+    for joint in &model.joints {
         let Some(mimic) = joint.mimic else { continue };
         let Some(leader_dof) = model.dofs.iter().position(|d| d.joint == mimic.joint) else {
             continue;
@@ -801,7 +801,6 @@ fn instantiate_robot(
                 offset: mimic.offset as f32,
             });
         }
-        let _ = j;
     }
 
     // World-frame mass properties are otherwise computed during the first step; the mass

@@ -270,6 +270,18 @@ impl Scene {
         file: file::SceneFile,
         packages: &PackagePaths,
     ) -> Result<Self, SimError> {
+        Self::compile(path, text, &file, packages, Vec::new())
+    }
+
+    /// Validates a parsed scene; `preloaded[i]`, when given, is robot `i`'s already loaded
+    /// model (robots beyond the list are loaded from their files).
+    fn compile(
+        path: &Path,
+        text: &str,
+        file: &file::SceneFile,
+        packages: &PackagePaths,
+        preloaded: Vec<RobotModel>,
+    ) -> Result<Self, SimError> {
         let err = |element: String, message: String| SimError::scene(path, element, message);
         let w = &file.world;
         if !w.gravity.iter().all(|g| g.is_finite()) {
@@ -319,9 +331,17 @@ impl Scene {
         };
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let mut robots = Vec::new();
+        let mut preloaded = preloaded.into_iter();
         for (i, r) in file.robots.iter().enumerate() {
             unique("robot", i, &r.name)?;
-            robots.push(robot_instance(path, base_dir, i, r, packages)?);
+            robots.push(robot_instance(
+                path,
+                base_dir,
+                i,
+                r,
+                packages,
+                preloaded.next(),
+            )?);
         }
         let mut props = Vec::new();
         for (i, p) in file.props.iter().enumerate() {
@@ -434,11 +454,13 @@ impl Scene {
     ) -> Result<Self, SimError> {
         let model = RobotModel::load(robot_path, packages)?;
         let is_mjcf = model.format == crate::robot::RobotFormat::Mjcf;
+        let native_timestep = model.native_timestep_secs;
+        let native_gravity = model.native_gravity;
         let mut file = file::SceneFile::default();
-        if let Some(dt) = model.native_timestep_secs {
+        if let Some(dt) = native_timestep {
             file.world.timestep_secs = dt;
         }
-        if let Some(g) = model.native_gravity {
+        if let Some(g) = native_gravity {
             file.world.gravity = g;
         }
         file.world.ground = !is_mjcf && !fixed_base;
@@ -476,7 +498,7 @@ impl Scene {
             link_friction: Default::default(),
             script: None,
         });
-        Self::from_file(robot_path, &path_text, file, packages)
+        Self::compile(robot_path, &path_text, &file, packages, vec![model])
     }
 }
 
@@ -632,6 +654,7 @@ fn robot_instance(
     index: usize,
     r: &file::RobotFile,
     packages: &PackagePaths,
+    preloaded: Option<RobotModel>,
 ) -> Result<RobotInstance, SimError> {
     let at = format!("robot[{index}] '{}'", r.name);
     let err = |element: String, message: String| SimError::scene(path, element, message);
@@ -645,10 +668,10 @@ fn robot_instance(
     check_finite3(path, &format!("{at}.position"), r.position)?;
     check_finite3(path, &format!("{at}.rpy"), r.rpy)?;
     let robot_path = base_dir.join(robot_file);
-    let model = if r.urdf.is_some() {
-        RobotModel::load_urdf(&robot_path, packages)?
-    } else {
-        RobotModel::load_mjcf(&robot_path)?
+    let model = match preloaded {
+        Some(model) => model,
+        None if r.urdf.is_some() => RobotModel::load_urdf(&robot_path, packages)?,
+        None => RobotModel::load_mjcf(&robot_path)?,
     };
     if model.links.is_empty() {
         return Err(err(
@@ -705,7 +728,7 @@ fn robot_instance(
         lookup(format!("{at}.joints.{name}"), name)?;
     }
     let mut actuators = Vec::with_capacity(model.dofs.len());
-    for (d, dof) in model.dofs.iter().enumerate() {
+    for dof in &model.dofs {
         let joint = &model.joints[dof.joint.0 as usize];
         let over = r.joints.get(&joint.name);
         let pick =
@@ -738,7 +761,6 @@ fn robot_instance(
                 check_non_negative(path, &element(field), v)?;
             }
         }
-        let _ = d;
         actuators.push(Actuator {
             mode,
             kp,
