@@ -15,6 +15,29 @@ fn rivet(args: &[&str], cwd: &Path) -> Output {
         .expect("the rivet binary runs")
 }
 
+/// Runs `rivet run scenes/<scene> <extra...>` in `cwd` and checks it succeeded.
+fn run_scene(scene: &str, cwd: &Path, extra: &[&str]) -> Output {
+    let scene = repo().join("scenes").join(scene);
+    let mut args = vec!["run", scene.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = rivet(&args, cwd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `rerun rrd <subcommand> <rrd>`.
+fn rerun_rrd(subcommand: &str, rrd: &Path) -> Output {
+    Command::new("rerun")
+        .args(["rrd", subcommand])
+        .arg(rrd)
+        .output()
+        .expect("the rerun command runs")
+}
+
 fn json_stdout(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -29,11 +52,10 @@ fn json_stdout(out: &Output) -> serde_json::Value {
 fn run_json_reports_and_writes_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let rrd = dir.path().join("out.rrd");
-    let scene = repo().join("scenes/brick_wall.toml");
-    let out = rivet(
+    let out = run_scene(
+        "brick_wall.toml",
+        dir.path(),
         &[
-            "run",
-            scene.to_str().unwrap(),
             "--duration",
             "0.5",
             "--seed",
@@ -42,12 +64,6 @@ fn run_json_reports_and_writes_the_recording() {
             rrd.to_str().unwrap(),
             "--json",
         ],
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let v = json_stdout(&out);
     assert_eq!(v["steps"], 250);
@@ -86,39 +102,19 @@ fn recording_verifies_with_the_rerun_tool() {
     }
     let dir = tempfile::tempdir().unwrap();
     let rrd = dir.path().join("patrol.rrd");
-    let scene = repo().join("scenes/site_patrol.toml");
-    let out = rivet(
-        &[
-            "run",
-            scene.to_str().unwrap(),
-            "--duration",
-            "1",
-            "--record",
-            rrd.to_str().unwrap(),
-        ],
+    run_scene(
+        "site_patrol.toml",
         dir.path(),
+        &["--duration", "1", "--record", rrd.to_str().unwrap()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verify = Command::new("rerun")
-        .args(["rrd", "verify"])
-        .arg(&rrd)
-        .output()
-        .unwrap();
+    let verify = rerun_rrd("verify", &rrd);
     assert!(
         verify.status.success(),
         "rerun rrd verify failed: {}{}",
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    let stats = Command::new("rerun")
-        .args(["rrd", "stats"])
-        .arg(&rrd)
-        .output()
-        .unwrap();
+    let stats = rerun_rrd("stats", &rrd);
     let text = String::from_utf8_lossy(&stats.stdout);
     let entities: usize = text
         .lines()
@@ -132,16 +128,7 @@ fn recording_verifies_with_the_rerun_tool() {
 #[test]
 fn run_without_record_writes_under_runs_and_prints_the_path() {
     let dir = tempfile::tempdir().unwrap();
-    let scene = repo().join("scenes/site_patrol.toml");
-    let out = rivet(
-        &["run", scene.to_str().unwrap(), "--duration", "0.2"],
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_scene("site_patrol.toml", dir.path(), &["--duration", "0.2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let written: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()
