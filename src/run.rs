@@ -157,6 +157,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
+    let tasks = world.task_outcomes();
     let summary = json!({
         "scene": scene.name,
         "scene_file": scene.source,
@@ -173,6 +174,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "completed": world.termination().is_none(),
         "state_digest": world.state_digest(),
         "robots": robots,
+        "tasks": tasks,
         "recording": recording,
     });
     if args.json {
@@ -187,6 +189,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("wall time    {wall_secs:.3} s (real-time factor {rtf:.1}x)");
         eprintln!("contacts     {max_contacts} pairs at most, {final_contacts} at the end");
         eprintln!("outcome      {outcome}");
+        for task in &tasks {
+            eprintln!(
+                "task         {}: pick and place, {} of {} placed within {} m and {}°, {} dropped, sequencer {:?}{}",
+                task.robot,
+                task.placed,
+                task.tasks,
+                task.tolerance_position_m,
+                task.tolerance_angle_deg,
+                task.dropped,
+                task.phase,
+                task.failure
+                    .as_deref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default()
+            );
+            for p in &task.placements {
+                eprintln!(
+                    "             {:<12} {:<8} position error {:.4} m, angle error {:.2}°",
+                    p.object,
+                    if p.placed {
+                        "placed"
+                    } else if p.dropped {
+                        "dropped"
+                    } else {
+                        "missed"
+                    },
+                    p.position_error_m,
+                    p.angle_error_deg
+                );
+            }
+        }
         eprintln!("recording    {}", recording.display());
         eprintln!(
             "view it:     pip install rerun-sdk==0.36.3 && rerun {}",

@@ -12,10 +12,15 @@ pub mod controllers;
 pub mod diff_drive;
 pub mod ik;
 pub mod model;
+pub mod pick_place;
 pub mod safety;
 pub mod trajectory;
 
-pub use command::{CommandMode, Controller, JointStateView};
+pub use command::{CommandMode, Controller, JointStateView, Target};
+pub use controllers::{
+    CartesianImpedance, CartesianImpedanceConfig, CartesianLaw, ControllerError, JointImpedance,
+    Pid, PidGains, TrajectoryFollower,
+};
 pub use diff_drive::{DiffDrive, PatrolController, Pose2};
 pub use model::{FrameId, JointId, JointKind, LinkId, ModelError, RobotTree, TreeData};
 pub use trajectory::{JointWaypoint, TrajectoryError, WaypointTrajectory, min_jerk};

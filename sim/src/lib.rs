@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod record;
 pub mod robot;
 pub mod scene;
+pub mod task;
 pub mod world;
 
 pub use error::SimError;

@@ -58,6 +58,16 @@ pub fn transform_to_pose(t: &Transform) -> Pose {
     )
 }
 
+/// A transform as an `f64` nalgebra isometry (the control crate's type).
+pub fn isometry(t: &Transform) -> nalgebra::Isometry3<f64> {
+    let [x, y, z] = t.translation.map(f64::from);
+    let [qx, qy, qz, qw] = t.rotation.map(f64::from);
+    nalgebra::Isometry3::from_parts(
+        nalgebra::Translation3::new(x, y, z),
+        nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(qw, qx, qy, qz)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,13 +18,7 @@ use rapier3d_urdf::{UrdfLoaderOptions, UrdfRobot, urdf_rs};
 use crate::error::SimError;
 use crate::math::{Transform, pose_to_transform};
 
-/// Index of a link in [`RobotModel::links`] (file order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct LinkId(pub u32);
-
-/// Index of a joint in [`RobotModel::joints`] (file order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct JointId(pub u32);
+pub use rivet_control::model::{JointId, JointKind, LinkId, Mimic, SoftLimits};
 
 /// Index of an actuated degree of freedom in [`RobotModel::dofs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -162,55 +156,6 @@ pub struct LinkModel {
     pub visuals: Vec<Visual>,
 }
 
-/// Joint type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JointKind {
-    /// Rigid connection.
-    Fixed,
-    /// Rotation about an axis within limits.
-    Revolute,
-    /// Unlimited rotation about an axis.
-    Continuous,
-    /// Translation along an axis within limits.
-    Prismatic,
-    /// Three rotational degrees of freedom (MJCF ball joints).
-    Spherical,
-    /// Six degrees of freedom (MJCF free joints).
-    Floating,
-}
-
-impl JointKind {
-    /// True for the one-degree-of-freedom kinds an actuator can drive.
-    pub fn is_actuatable(self) -> bool {
-        matches!(self, Self::Revolute | Self::Continuous | Self::Prismatic)
-    }
-}
-
-/// `<safety_controller>` soft limits (ros2_control semantics).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct SoftLimits {
-    /// Soft lower position limit (rad or m).
-    pub lower: f64,
-    /// Soft upper position limit (rad or m).
-    pub upper: f64,
-    /// Position gain bounding velocity near the soft limits (1/s).
-    pub k_position: f64,
-    /// Velocity gain bounding effort (N·m·s/rad or N·s/m).
-    pub k_velocity: f64,
-}
-
-/// `<mimic>`: this joint follows `multiplier * q(joint) + offset`.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct Mimic {
-    /// The joint followed.
-    pub joint: JointId,
-    /// Multiplier (dimensionless).
-    pub multiplier: f64,
-    /// Offset (rad or m).
-    pub offset: f64,
-}
-
 /// A joint of a robot, with everything read from the file.
 #[derive(Clone, Debug)]
 pub struct JointModel {
@@ -282,6 +227,9 @@ pub struct RobotModel {
     pub native_timestep_secs: Option<f64>,
     /// The model's own gravity (m/s²), when the file declares it (MJCF `<option gravity>`).
     pub native_gravity: Option<[f64; 3]>,
+    /// The kinematic and dynamic tree (URDF robots; `None` for MJCF), for kinematics,
+    /// dynamics and IK with `rivet-control`.
+    pub tree: Option<Arc<rivet_control::RobotTree>>,
     /// Rapier link index (loader order) for each file link, when the link has a body.
     pub(crate) link_to_rapier: Vec<Option<usize>>,
     pub(crate) blueprint: Blueprint,
@@ -361,7 +309,7 @@ impl RobotModel {
         let mut robot = urdf_rs::read_from_string(&text).map_err(|e| {
             SimError::robot(path, "robot", format!("not a valid URDF document: {e}"))
         })?;
-        let (links, joints) = validate_urdf(path, &robot)?;
+        let (tree, links, joints) = validate_urdf(path, &robot)?;
         // Resolve every mesh URI to an absolute path the loader can open.
         for link in &mut robot.links {
             let element = format!("link '{}'", link.name);
@@ -443,6 +391,7 @@ impl RobotModel {
             dofs,
             native_timestep_secs: None,
             native_gravity: None,
+            tree: tree.map(Arc::new),
             link_to_rapier,
             blueprint: Blueprint::Urdf(Box::new(rapier_robot)),
         })
@@ -636,6 +585,7 @@ impl RobotModel {
             dofs,
             native_timestep_secs: Some(model.option.timestep),
             native_gravity: Some(model.option.gravity),
+            tree: None,
             link_to_rapier,
             blueprint: Blueprint::Mjcf(Box::new(robot)),
         })
@@ -710,45 +660,26 @@ fn finite3(v: &[f64; 3]) -> bool {
 }
 
 /// Checks a parsed URDF and extracts our link and joint models (visuals filled later).
-fn validate_urdf(
-    path: &Path,
-    robot: &urdf_rs::Robot,
-) -> Result<(Vec<LinkModel>, Vec<JointModel>), SimError> {
-    let mut link_index: BTreeMap<&str, LinkId> = BTreeMap::new();
+/// What URDF validation yields: the tree (none for a document without links), links, joints.
+type ValidatedUrdf = (
+    Option<rivet_control::RobotTree>,
+    Vec<LinkModel>,
+    Vec<JointModel>,
+);
+
+fn validate_urdf(path: &Path, robot: &urdf_rs::Robot) -> Result<ValidatedUrdf, SimError> {
+    // A document with no links (e.g. a xacro stub) is a valid URDF with nothing to simulate;
+    // the scene rejects it where a robot is needed.
+    if robot.links.is_empty() && robot.joints.is_empty() {
+        return Ok((None, Vec::new(), Vec::new()));
+    }
+    // The control crate owns URDF validation (names, tree shape, masses, limits, mimics,
+    // soft limits); geometry is checked here, where meshes are loaded.
+    let tree = rivet_control::RobotTree::from_urdf(robot)
+        .map_err(|e| SimError::robot(path, e.element, e.message))?;
     let mut links = Vec::with_capacity(robot.links.len());
-    for (i, link) in robot.links.iter().enumerate() {
+    for (link, model) in robot.links.iter().zip(&tree.links) {
         let element = format!("link '{}'", link.name);
-        if link_index
-            .insert(link.name.as_str(), LinkId(i as u32))
-            .is_some()
-        {
-            return Err(SimError::robot(path, element, "duplicate link name"));
-        }
-        let inertial = &link.inertial;
-        let mass = inertial.mass.value;
-        if !mass.is_finite() || mass < 0.0 {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!("<mass value=\"{mass}\">: mass must be finite and >= 0 kg"),
-            ));
-        }
-        let i3 = &inertial.inertia;
-        let terms = [i3.ixx, i3.ixy, i3.ixz, i3.iyy, i3.iyz, i3.izz];
-        if terms.iter().any(|t| !t.is_finite()) || i3.ixx < 0.0 || i3.iyy < 0.0 || i3.izz < 0.0 {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!("<inertia>: {terms:?} must be finite with non-negative diagonal (kg·m²)"),
-            ));
-        }
-        if !finite3(&inertial.origin.xyz) || !finite3(&inertial.origin.rpy) {
-            return Err(SimError::robot(
-                path,
-                element,
-                "<inertial><origin> is not finite",
-            ));
-        }
         for visual in &link.visual {
             check_geometry(path, &element, &visual.geometry, &visual.origin)?;
         }
@@ -756,274 +687,31 @@ fn validate_urdf(
             check_geometry(path, &element, &collision.geometry, &collision.origin)?;
         }
         links.push(LinkModel {
-            name: link.name.clone(),
-            mass_kg: mass,
+            name: model.name.clone(),
+            mass_kg: model.mass,
             visuals: Vec::new(),
         });
     }
-
-    let mut joint_index: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut parent_of: BTreeMap<LinkId, usize> = BTreeMap::new();
-    let mut joints = Vec::with_capacity(robot.joints.len());
-    for (j, joint) in robot.joints.iter().enumerate() {
-        let element = format!("joint '{}'", joint.name);
-        if joint_index.insert(joint.name.as_str(), j).is_some() {
-            return Err(SimError::robot(path, element, "duplicate joint name"));
-        }
-        let find = |name: &str, role: &str| {
-            link_index.get(name).copied().ok_or_else(|| {
-                SimError::robot(
-                    path,
-                    element.clone(),
-                    format!("<{role} link=\"{name}\">: no such link"),
-                )
-            })
-        };
-        let parent = find(&joint.parent.link, "parent")?;
-        let child = find(&joint.child.link, "child")?;
-        if parent == child {
-            return Err(SimError::robot(
-                path,
-                element,
-                "parent and child are the same link",
-            ));
-        }
-        if let Some(previous) = parent_of.insert(child, j) {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!(
-                    "link '{}' already has parent joint '{}': a URDF must be a tree",
-                    joint.child.link, robot.joints[previous].name
-                ),
-            ));
-        }
-        let kind = match joint.joint_type {
-            urdf_rs::JointType::Fixed => JointKind::Fixed,
-            urdf_rs::JointType::Revolute => JointKind::Revolute,
-            urdf_rs::JointType::Continuous => JointKind::Continuous,
-            urdf_rs::JointType::Prismatic => JointKind::Prismatic,
-            ref other => {
-                return Err(SimError::robot(
-                    path,
-                    element,
-                    format!(
-                        "joint type {other:?} is not supported (use fixed, revolute, continuous or prismatic)"
-                    ),
-                ));
-            }
-        };
-        if !finite3(&joint.origin.xyz) || !finite3(&joint.origin.rpy) {
-            return Err(SimError::robot(path, element, "<origin> is not finite"));
-        }
-        let a = *joint.axis.xyz;
-        let norm = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
-        if kind != JointKind::Fixed && (!norm.is_finite() || norm < 1e-9) {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!("<axis xyz=\"{a:?}\"> must be a finite non-zero vector"),
-            ));
-        }
-        let axis = if norm > 1e-9 {
-            [a[0] / norm, a[1] / norm, a[2] / norm]
-        } else {
-            [1.0, 0.0, 0.0]
-        };
-        let limit = &joint.limit;
-        for (name, value) in [
-            ("lower", limit.lower),
-            ("upper", limit.upper),
-            ("effort", limit.effort),
-            ("velocity", limit.velocity),
-        ] {
-            if !value.is_finite() {
-                return Err(SimError::robot(
-                    path,
-                    element,
-                    format!("<limit {name}=\"{value}\"> is not finite"),
-                ));
-            }
-        }
-        if limit.effort < 0.0 || limit.velocity < 0.0 {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!(
-                    "<limit effort=\"{}\" velocity=\"{}\">: must be >= 0",
-                    limit.effort, limit.velocity
-                ),
-            ));
-        }
-        let limits = if matches!(kind, JointKind::Revolute | JointKind::Prismatic) {
-            if limit.lower > limit.upper {
-                return Err(SimError::robot(
-                    path,
-                    element,
-                    format!(
-                        "<limit lower=\"{}\" upper=\"{}\">: lower is greater than upper",
-                        limit.lower, limit.upper
-                    ),
-                ));
-            }
-            Some([limit.lower, limit.upper])
-        } else {
-            None
-        };
-        let (damping, friction) = joint
-            .dynamics
-            .as_ref()
-            .map_or((0.0, 0.0), |d| (d.damping, d.friction));
-        if !(damping.is_finite() && damping >= 0.0 && friction.is_finite() && friction >= 0.0) {
-            return Err(SimError::robot(
-                path,
-                element,
-                format!(
-                    "<dynamics damping=\"{damping}\" friction=\"{friction}\">: must be finite and >= 0"
-                ),
-            ));
-        }
-        let soft_limits = match &joint.safety_controller {
-            Some(s) => {
-                let values = [
-                    s.soft_lower_limit,
-                    s.soft_upper_limit,
-                    s.k_position,
-                    s.k_velocity,
-                ];
-                if values.iter().any(|v| !v.is_finite()) || s.soft_lower_limit > s.soft_upper_limit
-                {
-                    return Err(SimError::robot(
-                        path,
-                        element,
-                        format!(
-                            "<safety_controller>: {values:?} must be finite with soft_lower_limit <= soft_upper_limit"
-                        ),
-                    ));
-                }
-                Some(SoftLimits {
-                    lower: s.soft_lower_limit,
-                    upper: s.soft_upper_limit,
-                    k_position: s.k_position,
-                    k_velocity: s.k_velocity,
-                })
-            }
-            None => None,
-        };
-        joints.push(JointModel {
-            name: joint.name.clone(),
-            kind,
-            parent: Some(parent),
-            child,
-            axis,
-            limits,
-            effort_limit: (limit.effort > 0.0).then_some(limit.effort),
-            velocity_limit: (limit.velocity > 0.0).then_some(limit.velocity),
-            damping,
-            friction,
+    let joints = tree
+        .joints
+        .iter()
+        .map(|j| JointModel {
+            name: j.name.clone(),
+            kind: j.kind,
+            parent: Some(j.parent),
+            child: j.child,
+            axis: [j.axis.x, j.axis.y, j.axis.z],
+            limits: j.limits,
+            effort_limit: j.effort_limit,
+            velocity_limit: j.velocity_limit,
+            damping: j.damping,
+            friction: j.friction,
             armature: 0.0,
-            soft_limits,
-            mimic: None,
-        });
-    }
-
-    // Mimic relations, resolved once all joint names are known.
-    for (j, joint) in robot.joints.iter().enumerate() {
-        if let Some(mimic) = &joint.mimic {
-            let element = format!("joint '{}'", joint.name);
-            let Some(&leader) = joint_index.get(mimic.joint.as_str()) else {
-                return Err(SimError::robot(
-                    path,
-                    element,
-                    format!("<mimic joint=\"{}\">: no such joint", mimic.joint),
-                ));
-            };
-            let multiplier = mimic.multiplier.unwrap_or(1.0);
-            let offset = mimic.offset.unwrap_or(0.0);
-            if leader == j
-                || !joints[j].kind.is_actuatable()
-                || !joints[leader].kind.is_actuatable()
-                || joints[leader].mimic.is_some()
-                || robot.joints[leader].mimic.is_some()
-                || !multiplier.is_finite()
-                || !offset.is_finite()
-            {
-                return Err(SimError::robot(
-                    path,
-                    element,
-                    format!(
-                        "<mimic joint=\"{}\">: a mimic must follow a different one-DoF joint that is not itself a mimic, with finite multiplier and offset",
-                        mimic.joint
-                    ),
-                ));
-            }
-            joints[j].mimic = Some(Mimic {
-                joint: JointId(leader as u32),
-                multiplier,
-                offset,
-            });
-        }
-    }
-
-    // Tree shape: exactly one root and every link reachable from it (which rules out cycles,
-    // since every link has at most one parent).
-    if !links.is_empty() {
-        let roots: Vec<&str> = robot
-            .links
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !parent_of.contains_key(&LinkId(*i as u32)))
-            .map(|(_, l)| l.name.as_str())
-            .collect();
-        match roots.as_slice() {
-            [_] => {}
-            [] => {
-                return Err(SimError::robot(
-                    path,
-                    "robot",
-                    "no root link: the joints form a cycle",
-                ));
-            }
-            many => {
-                return Err(SimError::robot(
-                    path,
-                    "robot",
-                    format!("several root links {many:?}: a URDF must be one connected tree"),
-                ));
-            }
-        }
-        let mut children: BTreeMap<LinkId, Vec<LinkId>> = BTreeMap::new();
-        for joint in &joints {
-            if let Some(parent) = joint.parent {
-                children.entry(parent).or_default().push(joint.child);
-            }
-        }
-        let root = link_index[roots[0]];
-        let mut seen = BTreeSet::from([root]);
-        let mut stack = vec![root];
-        while let Some(l) = stack.pop() {
-            for &c in children.get(&l).map(Vec::as_slice).unwrap_or_default() {
-                if seen.insert(c) {
-                    stack.push(c);
-                }
-            }
-        }
-        if seen.len() != links.len() {
-            let unreachable: Vec<&str> = robot
-                .links
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !seen.contains(&LinkId(*i as u32)))
-                .map(|(_, l)| l.name.as_str())
-                .collect();
-            return Err(SimError::robot(
-                path,
-                "robot",
-                format!("links {unreachable:?} are on a cycle, not reachable from the root"),
-            ));
-        }
-    }
-    Ok((links, joints))
+            soft_limits: j.soft_limits,
+            mimic: j.mimic,
+        })
+        .collect();
+    Ok((Some(tree), links, joints))
 }
 
 fn check_geometry(

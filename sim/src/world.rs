@@ -61,6 +61,11 @@ struct DofSlot {
 /// The scripted controller of a robot, as runtime state.
 enum ScriptState {
     Trajectory(Box<rivet_control::WaypointTrajectory>),
+    PickPlace {
+        sequencer: Box<rivet_control::pick_place::PickPlace>,
+        /// World pose of the robot's base (the sequencer works in the base frame).
+        world_from_base: nalgebra::Isometry3<f64>,
+    },
     Patrol {
         controller: PatrolController,
         drive: DiffDrive,
@@ -128,6 +133,10 @@ impl World {
         physics.integration_parameters.dt = w.dt_secs as f32;
         physics.integration_parameters.num_solver_iterations = w.solver_iterations as usize;
         physics.integration_parameters.num_internal_pgs_iterations = w.pgs_iterations as usize;
+        physics.integration_parameters.length_unit = 1.0;
+        physics
+            .integration_parameters
+            .normalized_prediction_distance = w.contact_prediction_m as f32;
         if let Some(threads) = options.threads {
             physics
                 .physics_pipeline
@@ -282,13 +291,43 @@ impl World {
         for state in &mut self.robots {
             match &mut state.script {
                 None => {}
+                Some(ScriptState::PickPlace {
+                    sequencer,
+                    world_from_base,
+                }) => {
+                    // Ground truth stands in for perception: the object's pose in the base frame.
+                    if let Some(object) = sequencer.object_wanted()
+                        && let Some(&body) = self.props.get(object)
+                    {
+                        let pose = pose_to_transform(self.physics.bodies[body].position());
+                        sequencer.set_object_pose(
+                            world_from_base.inverse() * crate::math::isometry(&pose),
+                        );
+                    }
+                    let view = JointStateView {
+                        position: &state.position,
+                        velocity: &state.velocity,
+                        effort: &state.effort,
+                    };
+                    sequencer.update(
+                        &view,
+                        &rivet_control::Target::None,
+                        next_t,
+                        &mut state.command,
+                    );
+                }
                 Some(ScriptState::Trajectory(trajectory)) => {
                     let view = JointStateView {
                         position: &state.position,
                         velocity: &state.velocity,
                         effort: &state.effort,
                     };
-                    trajectory.update(&view, next_t, &mut state.command);
+                    trajectory.update(
+                        &view,
+                        &rivet_control::Target::None,
+                        next_t,
+                        &mut state.command,
+                    );
                 }
                 Some(ScriptState::Patrol {
                     controller,
@@ -332,6 +371,20 @@ impl World {
             ..
         } = self;
         for (robot, state) in scene.robots.iter().zip(robots.iter_mut()) {
+            // Torque-mode efforts are re-applied every step; clear last step's once per robot
+            // (not per joint: a link is the child of one joint and the parent of others).
+            if robot
+                .actuators
+                .iter()
+                .any(|a| a.mode == CommandMode::Torque)
+            {
+                for body in state.link_bodies.iter().flatten() {
+                    if let Some(body) = physics.bodies.get_mut(*body) {
+                        body.reset_forces(false);
+                        body.reset_torques(false);
+                    }
+                }
+            }
             for (d, slot) in state.dofs.iter().enumerate() {
                 let actuator = &robot.actuators[d];
                 let joint = robot.model.dof_joint(crate::robot::DofId(d as u32));
@@ -392,8 +445,6 @@ impl World {
                     let axis_world = child_rotation * slot.axis_in_child;
                     let effort = axis_world * torque as f32;
                     let apply = |body: &mut RigidBody, sign: f32| {
-                        body.reset_forces(false);
-                        body.reset_torques(false);
                         if slot.axis == 0 {
                             body.add_force(effort * sign, true);
                         } else {
@@ -507,6 +558,21 @@ impl World {
             }
         }
         None
+    }
+
+    /// Phase, task index and failure of robot `robot`'s pick-and-place sequencer, if it has one.
+    pub fn pick_place_status(
+        &self,
+        robot: usize,
+    ) -> Option<(rivet_control::pick_place::Phase, usize, Option<String>)> {
+        match &self.robots.get(robot)?.script {
+            Some(ScriptState::PickPlace { sequencer, .. }) => Some((
+                sequencer.phase(),
+                sequencer.task_index(),
+                sequencer.failure().map(str::to_string),
+            )),
+            _ => None,
+        }
     }
 
     /// A digest of the whole dynamic state (time, every body's pose and velocity, every joint
@@ -741,6 +807,43 @@ fn instantiate_robot(
             *x = (robot.initial_positions[d] - slot.reference) as f32 - current;
         }
     }
+    // Mimic followers start on their coupling (otherwise the coupling constraint would yank
+    // them there during the first steps).
+    for joint in &model.joints {
+        let Some(mimic) = joint.mimic else { continue };
+        let Some(leader_dof) = model.dofs.iter().position(|d| d.joint == mimic.joint) else {
+            continue;
+        };
+        let Some(follower) = model.link_to_rapier[joint.child.0 as usize]
+            .and_then(|r| {
+                physics
+                    .multibody_joints
+                    .rigid_body_link(rapier_link_bodies[r])
+            })
+            .copied()
+        else {
+            continue;
+        };
+        let multibody = &physics.multibody_joints[follower.multibody];
+        let Some(link) = multibody.link(follower.id) else {
+            continue;
+        };
+        let axis = if joint.kind == crate::robot::JointKind::Prismatic {
+            0
+        } else {
+            3
+        };
+        let offset = link.assembly_id();
+        let current = link.joint.coords()[axis];
+        let goal = mimic.multiplier * robot.initial_positions[leader_dof] + mimic.offset;
+        if let Some((_, displacement)) = displacement_by_multibody
+            .iter_mut()
+            .find(|(m, _)| *m == follower.multibody)
+            && let Some(x) = displacement.get_mut(offset)
+        {
+            *x = goal as f32 - current;
+        }
+    }
     for (index, displacement) in &displacement_by_multibody {
         if let Some(multibody) = physics.multibody_joints.get_multibody_mut(*index) {
             if multibody.ndofs() == displacement.len() {
@@ -840,6 +943,18 @@ fn instantiate_robot(
             let mut trajectory = trajectory.clone();
             trajectory.reset();
             Some(ScriptState::Trajectory(Box::new(trajectory)))
+        }
+        Some(Script::PickPlace(spec)) => {
+            let sequencer = rivet_control::pick_place::PickPlace::new(
+                spec.tree.clone(),
+                spec.config.clone(),
+                spec.tasks.clone(),
+            )
+            .map_err(|e| SimError::scene(&robot.model.source, "script", e))?;
+            Some(ScriptState::PickPlace {
+                sequencer: Box::new(sequencer),
+                world_from_base: crate::math::isometry(&robot.world_from_base),
+            })
         }
         Some(Script::Patrol {
             left,

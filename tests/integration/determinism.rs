@@ -12,7 +12,7 @@ use rivet_sim::{PackagePaths, Scene, SimWorld, World, WorldOptions, headless_app
 
 /// Digest of scenes/brick_wall.toml after 500 steps (1 s) with seed 0.
 const GOLDEN_BRICK_WALL_500: &str =
-    "3409e63310647938410739ad96a2e98b0812e30174ebb0f05f623f1845ebc79e";
+    "3cfa201292a99bb8eee4b7d7970776bf6e29ea9c91b0ff23568b02e3995ea678";
 
 fn brick_scene() -> Arc<Scene> {
     Arc::new(

@@ -6,6 +6,7 @@
 
 mod alloc;
 mod cli;
+mod control;
 mod determinism;
 mod robots;
 mod scenarios;

@@ -11,22 +11,42 @@ type Spatial = (Vector3<f64>, Vector3<f64>);
 /// Spatial inertia of a body (mass `m`, centre `c`, inertia `ic` about `c`) times a motion
 /// `(w, v)`: the momentum `(angular about the origin, linear)`.
 #[inline]
-fn inertia_times(m: f64, c: &Vector3<f64>, ic: &Matrix3<f64>, w: &Vector3<f64>, v: &Vector3<f64>) -> Spatial {
+fn inertia_times(
+    m: f64,
+    c: &Vector3<f64>,
+    ic: &Matrix3<f64>,
+    w: &Vector3<f64>,
+    v: &Vector3<f64>,
+) -> Spatial {
     let h = (v + w.cross(c)) * m;
     (ic * w + c.cross(&h), h)
 }
 
 impl RobotTree {
     fn body_local_pose(&self, body: &Body, q: &[f64]) -> nalgebra::Isometry3<f64> {
-        local_pose(&body.origin, body.motion, &body.axis, body.mult * q[body.dof] + body.offset)
+        local_pose(
+            &body.origin,
+            body.motion,
+            &body.axis,
+            body.mult * q[body.dof] + body.offset,
+        )
     }
 
     /// Inverse dynamics by recursive Newton-Euler: the generalised forces that produce
     /// accelerations `qdd` at `(q, qd)` under gravity (no joint friction or damping). The result
     /// is in `data.tau` and returned.
-    pub fn inverse_dynamics<'d>(&self, q: &[f64], qd: &[f64], qdd: &[f64], data: &'d mut TreeData) -> &'d [f64] {
+    pub fn inverse_dynamics<'d>(
+        &self,
+        q: &[f64],
+        qd: &[f64],
+        qdd: &[f64],
+        data: &'d mut TreeData,
+    ) -> &'d [f64] {
         let n = self.dof_count();
-        assert!(q.len() == n && qd.len() == n && qdd.len() == n, "q, qd, qdd must have dof_count() values");
+        assert!(
+            q.len() == n && qd.len() == n && qdd.len() == n,
+            "q, qd, qdd must have dof_count() values"
+        );
         let g = self.gravity;
         data.vel[0] = (Vector3::zeros(), Vector3::zeros());
         data.acc[0] = (Vector3::zeros(), -g);
@@ -63,7 +83,10 @@ impl RobotTree {
             data.acc[b] = (aw, av);
             let (ia_n, ia_f) = inertia_times(body.mass, &body.com, &body.inertia, &aw, &av);
             let (iv_n, iv_f) = inertia_times(body.mass, &body.com, &body.inertia, &w, &v);
-            data.force[b] = (ia_n + w.cross(&iv_n) + v.cross(&iv_f), ia_f + w.cross(&iv_f));
+            data.force[b] = (
+                ia_n + w.cross(&iv_n) + v.cross(&iv_f),
+                ia_f + w.cross(&iv_f),
+            );
         }
         data.tau.iter_mut().for_each(|t| *t = 0.0);
         for b in (1..self.bodies.len()).rev() {
@@ -97,7 +120,12 @@ impl RobotTree {
     }
 
     /// Coriolis, centrifugal and gravity forces `C(q, qd) qd + g(q)`, in `data.tau`.
-    pub fn nonlinear_effects<'d>(&self, q: &[f64], qd: &[f64], data: &'d mut TreeData) -> &'d [f64] {
+    pub fn nonlinear_effects<'d>(
+        &self,
+        q: &[f64],
+        qd: &[f64],
+        data: &'d mut TreeData,
+    ) -> &'d [f64] {
         let n = self.dof_count();
         data.scratch.clear();
         data.scratch.resize(n, 0.0);
@@ -131,8 +159,14 @@ impl RobotTree {
             let (pm, pc, pic) = data.composite[parent];
             let total = pm + m;
             let com = (pc * pm + c_p * m) / total;
-            let shift = |mass: f64, d: Vector3<f64>| mass * (Matrix3::identity() * d.dot(&d) - d * d.transpose());
-            data.composite[parent] = (total, com, pic + shift(pm, pc - com) + ic_p + shift(m, c_p - com));
+            let shift = |mass: f64, d: Vector3<f64>| {
+                mass * (Matrix3::identity() * d.dot(&d) - d * d.transpose())
+            };
+            data.composite[parent] = (
+                total,
+                com,
+                pic + shift(pm, pc - com) + ic_p + shift(m, c_p - com),
+            );
         }
         let mm = &mut data.mass_matrix;
         mm.fill(0.0);

@@ -6,7 +6,12 @@ use super::{FrameId, Motion, RobotTree, TreeData};
 
 /// Pose of a body in its parent body frame for joint position `x`.
 #[inline]
-pub(crate) fn local_pose(origin: &Isometry3<f64>, motion: Motion, axis: &Vector3<f64>, x: f64) -> Isometry3<f64> {
+pub(crate) fn local_pose(
+    origin: &Isometry3<f64>,
+    motion: Motion,
+    axis: &Vector3<f64>,
+    x: f64,
+) -> Isometry3<f64> {
     match motion {
         Motion::Root => Isometry3::identity(),
         Motion::Revolute => {
@@ -62,7 +67,11 @@ impl RobotTree {
     /// of the frame origin, rows 3..6 to the angular velocity. Uses the poses of the last
     /// [`RobotTree::forward_kinematics`]. `out` must be `6 x dof_count`.
     pub fn frame_jacobian(&self, frame: FrameId, data: &TreeData, out: &mut Matrix6xX<f64>) {
-        assert_eq!(out.ncols(), self.dof_count(), "Jacobian has the wrong width");
+        assert_eq!(
+            out.ncols(),
+            self.dof_count(),
+            "Jacobian has the wrong width"
+        );
         out.fill(0.0);
         let f = &self.frames[frame.0 as usize];
         let p = (data.body_pose[f.body] * f.in_body).translation.vector;

@@ -177,8 +177,6 @@ pub(crate) enum Motion {
 pub(crate) struct Body {
     /// Parent body (`usize::MAX` for the root); always lower than this body's index.
     pub parent: usize,
-    /// The joint that moves it (`None` for the root).
-    pub joint: Option<JointId>,
     pub motion: Motion,
     /// Pose of the joint frame at zero position in the parent *body* frame.
     pub origin: Isometry3<f64>,
@@ -393,4 +391,4 @@ impl TreeData {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

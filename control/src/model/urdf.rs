@@ -192,8 +192,7 @@ impl RobotTree {
                 .dynamics
                 .as_ref()
                 .map_or((0.0, 0.0), |d| (d.damping, d.friction));
-            if !(damping.is_finite() && damping >= 0.0 && friction.is_finite() && friction >= 0.0)
-            {
+            if !(damping.is_finite() && damping >= 0.0 && friction.is_finite() && friction >= 0.0) {
                 return Err(err(
                     element,
                     format!(
@@ -320,7 +319,6 @@ impl RobotTree {
         // Breadth-first over links, merging fixed joints into their parent's body.
         let mut bodies = vec![Body {
             parent: usize::MAX,
-            joint: None,
             motion: Motion::Root,
             origin: Isometry3::identity(),
             axis: Vector3::z(),
@@ -356,7 +354,6 @@ impl RobotTree {
                     };
                     bodies.push(Body {
                         parent: body,
-                        joint: Some(JointId(j as u32)),
                         motion: if joint.kind == JointKind::Prismatic {
                             Motion::Prismatic
                         } else {
@@ -386,8 +383,10 @@ impl RobotTree {
                 format!("links {unreachable:?} are on a cycle, not reachable from the root"),
             ));
         }
-        let link_body: Vec<(usize, Isometry3<f64>)> =
-            link_body.into_iter().map(|b| b.expect("all reached")).collect();
+        let link_body: Vec<(usize, Isometry3<f64>)> = link_body
+            .into_iter()
+            .map(|b| b.expect("all reached"))
+            .collect();
 
         // Merge link inertias into their bodies (parallel-axis theorem).
         for (l, link) in links.iter().enumerate() {
@@ -435,7 +434,8 @@ fn add_inertia(body: &mut Body, m: f64, c: Vector3<f64>, i: Matrix3<f64>) {
         return;
     }
     let com = (body.com * body.mass + c * m) / total;
-    let shift = |mass: f64, d: Vector3<f64>| mass * (Matrix3::identity() * d.dot(&d) - d * d.transpose());
+    let shift =
+        |mass: f64, d: Vector3<f64>| mass * (Matrix3::identity() * d.dot(&d) - d * d.transpose());
     body.inertia = body.inertia + shift(body.mass, body.com - com) + i + shift(m, c - com);
     body.mass = total;
     body.com = com;

@@ -58,6 +58,13 @@ pub struct WorldFile {
     /// Internal PGS iterations per solver iteration (rapier `num_internal_pgs_iterations`).
     /// Default: 1.
     pub pgs_iterations: u32,
+    /// Distance at which contacts are predicted before shapes touch (m; rapier's
+    /// `normalized_prediction_distance` with a 1 m length unit). Default: 0.002. Keep it below
+    /// the clearance of tight fits such as fingers straddling an object: rapier updates a
+    /// predicted box-box contact incrementally while the orientation holds, and a contact
+    /// predicted at an edge stays at that edge as the shapes slide past it, so a larger value
+    /// makes fingers bump into a brick they clear.
+    pub contact_prediction: f64,
     /// Add a static ground plane at z = 0. Default: true.
     pub ground: bool,
     /// Friction coefficient of the ground plane (dimensionless). Default: 0.9.
@@ -71,6 +78,7 @@ impl Default for WorldFile {
             timestep_secs: 0.002,
             solver_iterations: 4,
             pgs_iterations: 1,
+            contact_prediction: 0.002,
             ground: true,
             ground_friction: 0.9,
         }
@@ -178,10 +186,90 @@ pub enum ScriptFile {
         /// Planar waypoints [x, y] in the world (m), visited in order, looping.
         waypoints: Vec<[f64; 2]>,
     },
+    /// Pick props and place them at target poses: IK, joint-space and straight-line
+    /// trajectories and a parallel gripper (rivet-control's `PickPlace`), in position mode. The
+    /// run's summary reports each task's outcome.
+    PickAndPlace {
+        /// The tool frame (a link name): +z approach direction, fingers closing along +y.
+        tool_frame: String,
+        /// The gripper's joints with their open and closed positions.
+        gripper: Vec<GripperJointFile>,
+        /// Height of the approach and retreat straight lines (m). Default: 0.12.
+        #[serde(default = "default_approach")]
+        approach_height: f64,
+        /// Average straight-line speed (m/s). Default: 0.15.
+        #[serde(default = "default_line_speed")]
+        line_speed: f64,
+        /// Fraction of each joint's velocity limit for joint-space moves. Default: 0.4.
+        #[serde(default = "default_joint_speed")]
+        joint_speed: f64,
+        /// Time to close or open the gripper (s). Default: 0.8.
+        #[serde(default = "default_grip_time")]
+        grip_time: f64,
+        /// Height above the place pose at which the object is released (m). Default: 0.003.
+        #[serde(default = "default_release")]
+        release_height: f64,
+        /// A task succeeds when the object ends within this distance of its target (m).
+        /// Default: 0.01.
+        #[serde(default = "default_tolerance_position")]
+        tolerance_position: f64,
+        /// ... and within this angle of its target orientation (degrees). Default: 5.
+        #[serde(default = "default_tolerance_angle")]
+        tolerance_angle_deg: f64,
+        /// The tasks, in order.
+        tasks: Vec<PickPlaceTaskFile>,
+    },
 }
 
 fn default_cruise() -> f64 {
     0.8
+}
+
+/// One gripper joint of a pick-and-place script.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GripperJointFile {
+    /// Joint name.
+    pub joint: String,
+    /// Position when open (rad or m).
+    pub open: f64,
+    /// Position commanded to close (rad or m); the object stops the fingers before it.
+    pub closed: f64,
+}
+
+/// One pick-and-place task: a dynamic prop and where it must end up.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickPlaceTaskFile {
+    /// Name of the prop to pick (a dynamic prop).
+    pub object: String,
+    /// Target position of the prop's centre in the world (m).
+    pub place_position: [f64; 3],
+    /// Target orientation of the prop, roll-pitch-yaw (rad). Default: [0, 0, 0].
+    #[serde(default)]
+    pub place_rpy: [f64; 3],
+}
+
+fn default_approach() -> f64 {
+    0.12
+}
+fn default_line_speed() -> f64 {
+    0.15
+}
+fn default_joint_speed() -> f64 {
+    0.4
+}
+fn default_grip_time() -> f64 {
+    0.8
+}
+fn default_release() -> f64 {
+    0.003
+}
+fn default_tolerance_position() -> f64 {
+    0.01
+}
+fn default_tolerance_angle() -> f64 {
+    5.0
 }
 
 /// One joint-space waypoint.

@@ -36,6 +36,8 @@ pub struct WorldModel {
     pub solver_iterations: u32,
     /// Internal PGS iterations.
     pub pgs_iterations: u32,
+    /// Contact prediction distance (m).
+    pub contact_prediction_m: f64,
     /// Ground plane friction, when the ground is enabled.
     pub ground_friction: Option<f64>,
 }
@@ -62,11 +64,30 @@ pub struct Actuator {
     pub armature: f64,
 }
 
+/// A compiled pick-and-place script.
+#[derive(Clone, Debug)]
+pub struct PickPlaceSpec {
+    /// The robot's tree.
+    pub tree: Arc<rivet_control::RobotTree>,
+    /// Sequencer settings (home = the initial joint positions).
+    pub config: rivet_control::pick_place::PickPlaceConfig,
+    /// Tasks; `object` indexes the scene's props and `place` is in the robot's base frame.
+    pub tasks: Vec<rivet_control::pick_place::PickPlaceTask>,
+    /// Target pose of each task's object in the world.
+    pub world_targets: Vec<Transform>,
+    /// Success tolerance on position (m).
+    pub tolerance_position_m: f64,
+    /// Success tolerance on orientation (rad).
+    pub tolerance_angle_rad: f64,
+}
+
 /// A compiled scripted controller.
 #[derive(Clone, Debug)]
 pub enum Script {
     /// Joint waypoints over all actuated DoFs, in position mode.
     JointWaypoints(WaypointTrajectory),
+    /// Pick-and-place of props.
+    PickPlace(Box<PickPlaceSpec>),
     /// Differential-drive patrol.
     Patrol {
         /// Left wheel DoF.
@@ -303,7 +324,17 @@ impl Scene {
             ));
         }
         check_non_negative(path, "world.ground_friction", w.ground_friction)?;
+        if !(w.contact_prediction.is_finite()
+            && w.contact_prediction > 0.0
+            && w.contact_prediction <= 0.1)
+        {
+            return Err(err(
+                "world.contact_prediction".into(),
+                format!("{} m must be in (0, 0.1]", w.contact_prediction),
+            ));
+        }
         let world = WorldModel {
+            contact_prediction_m: w.contact_prediction,
             gravity: w.gravity,
             dt_secs: w.timestep_secs,
             solver_iterations: w.solver_iterations,
@@ -330,19 +361,6 @@ impl Scene {
             }
         };
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        let mut robots = Vec::new();
-        let mut preloaded = preloaded.into_iter();
-        for (i, r) in file.robots.iter().enumerate() {
-            unique("robot", i, &r.name)?;
-            robots.push(robot_instance(
-                path,
-                base_dir,
-                i,
-                r,
-                packages,
-                preloaded.next(),
-            )?);
-        }
         let mut props = Vec::new();
         for (i, p) in file.props.iter().enumerate() {
             unique("prop", i, &p.name)?;
@@ -389,6 +407,20 @@ impl Scene {
                 restitution: p.restitution,
                 color: p.color,
             });
+        }
+        let mut robots = Vec::new();
+        let mut preloaded = preloaded.into_iter();
+        for (i, r) in file.robots.iter().enumerate() {
+            unique("robot", i, &r.name)?;
+            robots.push(robot_instance(
+                path,
+                base_dir,
+                i,
+                r,
+                packages,
+                preloaded.next(),
+                &props,
+            )?);
         }
         let mut actors = Vec::new();
         for (i, a) in file.actors.iter().enumerate() {
@@ -655,6 +687,7 @@ fn robot_instance(
     r: &file::RobotFile,
     packages: &PackagePaths,
     preloaded: Option<RobotModel>,
+    props: &[PropModel],
 ) -> Result<RobotInstance, SimError> {
     let at = format!("robot[{index}] '{}'", r.name);
     let err = |element: String, message: String| SimError::scene(path, element, message);
@@ -773,7 +806,7 @@ fn robot_instance(
         });
     }
 
-    let script = match &r.script {
+    let mut script = match &r.script {
         None => None,
         Some(ScriptFile::JointWaypoints { looping, waypoints }) => {
             let mut current = initial_positions.clone();
@@ -860,7 +893,146 @@ fn robot_instance(
                 waypoints: waypoints.clone(),
             })
         }
+        // Compiled below, once the props are checked.
+        Some(ScriptFile::PickAndPlace { .. }) => None,
     };
+
+    if let Some(ScriptFile::PickAndPlace {
+        tool_frame,
+        gripper,
+        approach_height,
+        line_speed,
+        joint_speed,
+        grip_time,
+        release_height,
+        tolerance_position,
+        tolerance_angle_deg,
+        tasks,
+    }) = &r.script
+    {
+        let element = format!("{at}.script");
+        let Some(tree) = model.tree.clone() else {
+            return Err(err(element, "pick_and_place needs a URDF robot".into()));
+        };
+        let Some(tool) = tree.frame_by_name(tool_frame) else {
+            return Err(err(
+                format!("{element}.tool_frame"),
+                format!("the robot has no link '{tool_frame}'"),
+            ));
+        };
+        for (field, v) in [
+            ("approach_height", *approach_height),
+            ("line_speed", *line_speed),
+            ("joint_speed", *joint_speed),
+            ("grip_time", *grip_time),
+            ("tolerance_position", *tolerance_position),
+            ("tolerance_angle_deg", *tolerance_angle_deg),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(err(
+                    format!("{element}.{field}"),
+                    format!("{v} must be finite and > 0"),
+                ));
+            }
+        }
+        if !(release_height.is_finite() && *release_height >= 0.0) {
+            return Err(err(
+                format!("{element}.release_height"),
+                format!("{release_height} must be finite and >= 0"),
+            ));
+        }
+        let mut grip = Vec::new();
+        for (k, g) in gripper.iter().enumerate() {
+            let dof = lookup(format!("{element}.gripper[{k}].joint"), &g.joint)?;
+            let joint = model.dof_joint(dof);
+            for (field, v) in [("open", g.open), ("closed", g.closed)] {
+                if !v.is_finite() || joint.limits.is_some_and(|[lo, hi]| v < lo || v > hi) {
+                    return Err(err(
+                        format!("{element}.gripper[{k}].{field}"),
+                        format!(
+                            "{v} must be finite and within the joint limits {:?}",
+                            joint.limits
+                        ),
+                    ));
+                }
+            }
+            grip.push((dof.0 as usize, g.open, g.closed));
+        }
+        for (d, a) in actuators.iter().enumerate() {
+            if a.mode != CommandMode::Position {
+                return Err(err(
+                    element.clone(),
+                    format!(
+                        "pick_and_place commands positions, but joint '{}' is in {:?} mode",
+                        model.dof_joint(DofId(d as u32)).name,
+                        a.mode
+                    ),
+                ));
+            }
+        }
+        let base = crate::math::isometry(&Transform::from_xyz_rpy(r.position, r.rpy));
+        let mut compiled = Vec::new();
+        let mut world_targets = Vec::new();
+        for (k, t) in tasks.iter().enumerate() {
+            let te = format!("{element}.tasks[{k}]");
+            let Some(object) = props.iter().position(|p| p.name == t.object) else {
+                return Err(err(
+                    format!("{te}.object"),
+                    format!("no prop named '{}'", t.object),
+                ));
+            };
+            if !props[object].dynamic {
+                return Err(err(
+                    format!("{te}.object"),
+                    format!("prop '{}' is static and cannot be picked", t.object),
+                ));
+            }
+            if !t
+                .place_position
+                .iter()
+                .chain(&t.place_rpy)
+                .all(|v| v.is_finite())
+            {
+                return Err(err(
+                    te,
+                    "place_position and place_rpy must be finite".into(),
+                ));
+            }
+            let world = Transform::from_xyz_rpy(t.place_position, t.place_rpy);
+            compiled.push(rivet_control::pick_place::PickPlaceTask {
+                object,
+                place: base.inverse() * crate::math::isometry(&world),
+            });
+            world_targets.push(world);
+        }
+        if compiled.is_empty() {
+            return Err(err(
+                format!("{element}.tasks"),
+                "needs at least one task".into(),
+            ));
+        }
+        let config = rivet_control::pick_place::PickPlaceConfig {
+            tool_frame: tool,
+            gripper: grip,
+            approach_height: *approach_height,
+            cartesian_speed: *line_speed,
+            joint_speed_fraction: *joint_speed,
+            grip_secs: *grip_time,
+            release_height: *release_height,
+            home: initial_positions.clone(),
+        };
+        // Checks the configuration against the tree now rather than when the world is built.
+        rivet_control::pick_place::PickPlace::new(tree.clone(), config.clone(), compiled.clone())
+            .map_err(|e| err(element.clone(), e))?;
+        script = Some(Script::PickPlace(Box::new(PickPlaceSpec {
+            tree,
+            config,
+            tasks: compiled,
+            world_targets,
+            tolerance_position_m: *tolerance_position,
+            tolerance_angle_rad: tolerance_angle_deg.to_radians(),
+        })));
+    }
 
     let mut link_friction = Vec::new();
     for (link, &mu) in &r.link_friction {

@@ -1,45 +1,8 @@
-//! Joint-space trajectories: timed waypoints joined by minimum-jerk (quintic) segments.
+//! Timed joint waypoints joined by minimum-jerk (quintic) segments, played back as a
+//! [`Controller`] (the scripted trajectories scenes run).
 
+use super::TrajectoryError;
 use crate::command::{CommandMode, Controller, JointStateView};
-
-/// Errors building a trajectory.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum TrajectoryError {
-    /// No waypoint was given.
-    #[error("a trajectory needs at least one waypoint")]
-    Empty,
-    /// A waypoint's joint count differs from the first waypoint's.
-    #[error("waypoint {index} has {found} joint values, expected {expected}")]
-    JointCount {
-        /// Index of the offending waypoint.
-        index: usize,
-        /// Joint values it has.
-        found: usize,
-        /// Joint values the first waypoint has.
-        expected: usize,
-    },
-    /// Waypoint times are not strictly increasing, a time is negative or not finite, or a looping
-    /// trajectory's first waypoint is at time 0 (the loop needs a lead time to blend back).
-    #[error(
-        "waypoint {index} has time {time_secs} s; times must be finite, >= 0 and strictly increasing (> 0 for the first waypoint of a looping trajectory)"
-    )]
-    Time {
-        /// Index of the offending waypoint.
-        index: usize,
-        /// Its time in seconds.
-        time_secs: f64,
-    },
-    /// A joint value is not finite.
-    #[error("waypoint {index}, joint {joint}: value {value} is not finite")]
-    NonFinite {
-        /// Index of the offending waypoint.
-        index: usize,
-        /// Joint index within the waypoint.
-        joint: usize,
-        /// The value.
-        value: f64,
-    },
-}
 
 /// One timed waypoint: joint positions (robot joint order) to reach at `time_secs`.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +26,45 @@ pub fn min_jerk(u: f64) -> (f64, f64) {
     (s, ds)
 }
 
+/// Checks that there is at least one waypoint, that all have the first one's joint count and
+/// finite values, and that times are finite, `>= 0` and strictly increasing. Returns the joint
+/// count.
+pub(super) fn validate_waypoints(waypoints: &[JointWaypoint]) -> Result<usize, TrajectoryError> {
+    let first = waypoints.first().ok_or(TrajectoryError::Empty)?;
+    let n = first.positions.len();
+    let mut previous_time = f64::NEG_INFINITY;
+    for (index, waypoint) in waypoints.iter().enumerate() {
+        if waypoint.positions.len() != n {
+            return Err(TrajectoryError::JointCount {
+                index,
+                found: waypoint.positions.len(),
+                expected: n,
+            });
+        }
+        let t = waypoint.time_secs;
+        if !t.is_finite() || t < 0.0 || t <= previous_time {
+            return Err(TrajectoryError::Time {
+                index,
+                time_secs: t,
+            });
+        }
+        previous_time = t;
+        if let Some((joint, &value)) = waypoint
+            .positions
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite())
+        {
+            return Err(TrajectoryError::NonFinite {
+                index,
+                joint,
+                value,
+            });
+        }
+    }
+    Ok(n)
+}
+
 /// A joint-space trajectory through timed waypoints with minimum-jerk segments.
 ///
 /// Before the first waypoint's time it blends from the robot's position at the first update to
@@ -81,38 +83,8 @@ pub struct WaypointTrajectory {
 impl WaypointTrajectory {
     /// Builds a trajectory, validating waypoint sizes, times and values.
     pub fn new(waypoints: Vec<JointWaypoint>, looping: bool) -> Result<Self, TrajectoryError> {
-        let first = waypoints.first().ok_or(TrajectoryError::Empty)?;
-        let n = first.positions.len();
-        let mut previous_time = f64::NEG_INFINITY;
-        for (index, waypoint) in waypoints.iter().enumerate() {
-            if waypoint.positions.len() != n {
-                return Err(TrajectoryError::JointCount {
-                    index,
-                    found: waypoint.positions.len(),
-                    expected: n,
-                });
-            }
-            let t = waypoint.time_secs;
-            if !t.is_finite() || t < 0.0 || t <= previous_time {
-                return Err(TrajectoryError::Time {
-                    index,
-                    time_secs: t,
-                });
-            }
-            previous_time = t;
-            if let Some((joint, &value)) = waypoint
-                .positions
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !v.is_finite())
-            {
-                return Err(TrajectoryError::NonFinite {
-                    index,
-                    joint,
-                    value,
-                });
-            }
-        }
+        let n = validate_waypoints(&waypoints)?;
+        let first = &waypoints[0];
         if looping && first.time_secs <= 0.0 {
             return Err(TrajectoryError::Time {
                 index: 0,
@@ -208,7 +180,13 @@ impl Controller for WaypointTrajectory {
         CommandMode::Position
     }
 
-    fn update(&mut self, state: &JointStateView<'_>, time_secs: f64, command_out: &mut [f64]) {
+    fn update(
+        &mut self,
+        state: &JointStateView<'_>,
+        _target: &crate::command::Target<'_>,
+        time_secs: f64,
+        command_out: &mut [f64],
+    ) {
         if !self.started {
             self.start.copy_from_slice(state.position);
             self.started = true;
@@ -259,13 +237,33 @@ mod tests {
         let mut traj = WaypointTrajectory::new(wps, false).unwrap();
         let zero = [0.0, 0.0];
         let mut out = [0.0; 2];
-        traj.update(&view(&[0.5, 0.5], &zero), 0.0, &mut out);
+        traj.update(
+            &view(&[0.5, 0.5], &zero),
+            &crate::command::Target::None,
+            0.0,
+            &mut out,
+        );
         assert_eq!(out, [0.5, 0.5]);
-        traj.update(&view(&[0.0, 0.0], &zero), 1.0, &mut out);
+        traj.update(
+            &view(&[0.0, 0.0], &zero),
+            &crate::command::Target::None,
+            1.0,
+            &mut out,
+        );
         assert_eq!(out, [1.0, -1.0]);
-        traj.update(&view(&[0.0, 0.0], &zero), 3.0, &mut out);
+        traj.update(
+            &view(&[0.0, 0.0], &zero),
+            &crate::command::Target::None,
+            3.0,
+            &mut out,
+        );
         assert_eq!(out, [2.0, 0.5]);
-        traj.update(&view(&[0.0, 0.0], &zero), 10.0, &mut out);
+        traj.update(
+            &view(&[0.0, 0.0], &zero),
+            &crate::command::Target::None,
+            10.0,
+            &mut out,
+        );
         assert_eq!(out, [2.0, 0.5]);
     }
 
