@@ -63,6 +63,9 @@ enum ScriptState {
     Trajectory(Box<rivet_control::WaypointTrajectory>),
     PickPlace {
         sequencer: Box<rivet_control::pick_place::PickPlace>,
+        /// Every command passes the safety filter before it reaches the actuators.
+        safety: Box<rivet_control::safety::SafetyFilter>,
+        safety_ready: bool,
         /// World pose of the robot's base (the sequencer works in the base frame).
         world_from_base: nalgebra::Isometry3<f64>,
     },
@@ -155,7 +158,7 @@ impl World {
         }
         let mut robots = Vec::with_capacity(scene.robots.len());
         for robot in &scene.robots {
-            robots.push(instantiate_robot(&mut physics, robot)?);
+            robots.push(instantiate_robot(&mut physics, robot, w.dt_secs)?);
         }
         let props = scene
             .props
@@ -293,6 +296,8 @@ impl World {
                 None => {}
                 Some(ScriptState::PickPlace {
                     sequencer,
+                    safety,
+                    safety_ready,
                     world_from_base,
                 }) => {
                     // Ground truth stands in for perception: the object's pose in the base frame.
@@ -309,12 +314,17 @@ impl World {
                         velocity: &state.velocity,
                         effort: &state.effort,
                     };
+                    if !*safety_ready {
+                        // The state is finite here (non-finite states end the run first).
+                        *safety_ready = safety.reset(&view).is_ok();
+                    }
                     sequencer.update(
                         &view,
                         &rivet_control::Target::None,
                         next_t,
                         &mut state.command,
                     );
+                    safety.apply(CommandMode::Position, &view, &mut state.command);
                 }
                 Some(ScriptState::Trajectory(trajectory)) => {
                     let view = JointStateView {
@@ -647,6 +657,7 @@ fn collider_for(shape: &ShapeModel) -> ColliderBuilder {
 fn instantiate_robot(
     physics: &mut PhysicsWorld,
     robot: &crate::scene::RobotInstance,
+    robot_scene_dt: f64,
 ) -> Result<RobotState, SimError> {
     let model: &RobotModel = &robot.model;
     let world_from_base = transform_to_pose(&robot.world_from_base);
@@ -951,7 +962,13 @@ fn instantiate_robot(
                 spec.tasks.clone(),
             )
             .map_err(|e| SimError::scene(&robot.model.source, "script", e))?;
+            let config = rivet_control::safety::SafetyConfig::from_tree(&spec.tree, robot_scene_dt);
+            let safety = rivet_control::safety::SafetyFilter::new(config, None).map_err(|e| {
+                SimError::scene(&robot.model.source, "script safety", e.to_string())
+            })?;
             Some(ScriptState::PickPlace {
+                safety: Box::new(safety),
+                safety_ready: false,
                 sequencer: Box::new(sequencer),
                 world_from_base: crate::math::isometry(&robot.world_from_base),
             })
