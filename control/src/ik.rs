@@ -110,7 +110,7 @@ pub struct IkSolver {
     active: Vec<bool>,
     q: Vec<f64>,
     /// The candidate configuration of a step.
-    best: Vec<f64>,
+    candidate: Vec<f64>,
     e: Vector6<f64>,
     w: Vector6<f64>,
     rows: usize,
@@ -132,7 +132,7 @@ impl IkSolver {
             limits: tree.position_limits(),
             active: (0..n).map(|d| tree.dof_moves_frame(d, frame)).collect(),
             q: vec![0.0; n],
-            best: vec![0.0; n],
+            candidate: vec![0.0; n],
             e: Vector6::zeros(),
             w: Vector6::zeros(),
             rows: 6,
@@ -246,7 +246,7 @@ impl IkSolver {
                 if !self.step(tree, scale) {
                     break;
                 }
-                std::mem::swap(&mut self.q, &mut self.best);
+                std::mem::swap(&mut self.q, &mut self.candidate);
                 let (c, p, r) = self.evaluate(tree, target);
                 if c < cost {
                     (cost, pos_err, rot_err) = (c, p, r);
@@ -254,7 +254,7 @@ impl IkSolver {
                     stall = 0;
                 } else {
                     // Back to the previous configuration (and its kinematics).
-                    std::mem::swap(&mut self.q, &mut self.best);
+                    std::mem::swap(&mut self.q, &mut self.candidate);
                     self.evaluate(tree, target);
                     scale *= 8.0;
                     stall += 1;
@@ -306,7 +306,7 @@ impl IkSolver {
     }
 
     /// One damped step from `self.q` (whose kinematics and error `evaluate` left in place),
-    /// written to `self.best` as the candidate. Returns false if the system is singular.
+    /// written to `self.candidate` as the candidate. Returns false if the system is singular.
     fn step(&mut self, tree: &RobotTree, scale: f64) -> bool {
         let n = self.q.len();
         let rows = self.rows;
@@ -372,7 +372,7 @@ impl IkSolver {
                 0.0
             };
             let [lo, hi] = self.limits[d];
-            self.best[d] = (self.q[d] + step).clamp(lo, hi);
+            self.candidate[d] = (self.q[d] + step).clamp(lo, hi);
         }
         true
     }

@@ -17,7 +17,7 @@ use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use crate::command::{CommandMode, Controller, JointStateView, Target};
 use crate::ik::{IkError, IkOptions, IkSolver, IkTarget};
 use crate::model::{FrameId, RobotTree, TreeData};
-use crate::trajectory::min_jerk;
+use crate::trajectory::{CartesianLine, min_jerk};
 
 /// Sequencer settings.
 #[derive(Clone, Debug)]
@@ -83,11 +83,8 @@ pub enum Phase {
 enum Motion {
     /// Rest-to-rest quintic in joint space from `from` to `to`.
     Joint { from: Vec<f64>, to: Vec<f64> },
-    /// Straight line of the tool from `from` to `to` (min-jerk timing, slerped orientation).
-    Line {
-        from: Isometry3<f64>,
-        to: Isometry3<f64>,
-    },
+    /// Straight line of the tool, tracked through IK.
+    Line(CartesianLine),
     /// Arm still at `hold`, gripper from `from` to `to` (fractions of open).
     Grip { from: f64, to: f64 },
 }
@@ -115,6 +112,9 @@ pub struct PickPlace {
     /// Last IK solution along a straight line (the next step's warm start).
     line_q: Vec<f64>,
     failure: Option<String>,
+    /// When the first coordinate turns the arm about the root's vertical axis: the sign of that
+    /// turn and the azimuth of the tool at home (seeds for IK, see [`PickPlace::solve`]).
+    base_turn: Option<(f64, f64)>,
 }
 
 impl PickPlace {
@@ -150,7 +150,21 @@ impl PickPlace {
             ..IkOptions::default()
         };
         let ik = IkSolver::new(&tree, config.tool_frame, options);
-        let data = tree.data();
+        let mut data = tree.data();
+        let first = tree.dof_joint(0);
+        tree.forward_kinematics(&config.home, &mut data);
+        let axis = tree
+            .frame_pose(tree.link_frame(first.parent), &data)
+            .rotation
+            * (first.origin.rotation * first.axis);
+        let base_turn = (first.kind != crate::model::JointKind::Prismatic && axis.z.abs() > 0.999)
+            .then(|| {
+                let tool = tree.frame_pose(config.tool_frame, &data).translation.vector;
+                (
+                    if first.axis.z >= 0.0 { 1.0 } else { -1.0 },
+                    tool.y.atan2(tool.x),
+                )
+            });
         let home = config.home.clone();
         Ok(Self {
             ik,
@@ -174,6 +188,7 @@ impl PickPlace {
             scratch: vec![0.0; n],
             line_q: vec![0.0; n],
             failure: None,
+            base_turn,
             tree,
             config,
             tasks,
@@ -208,8 +223,9 @@ impl PickPlace {
         self.object_pose = Some(pose);
     }
 
-    fn tool_pose(&mut self, q: &[f64]) -> Isometry3<f64> {
-        self.tree.forward_kinematics(q, &mut self.data);
+    /// Tool pose of the configuration the current phase starts from.
+    fn hold_tool_pose(&mut self) -> Isometry3<f64> {
+        self.tree.forward_kinematics(&self.hold, &mut self.data);
         self.tree.frame_pose(self.config.tool_frame, &self.data)
     }
 
@@ -227,25 +243,14 @@ impl PickPlace {
     ) -> Result<Vec<f64>, IkError> {
         let n = from.len();
         let mut seeds = vec![from.to_vec()];
-        let tree = self.tree.clone();
-        let first = tree.dof_joint(0);
-        let vertical = first.kind != crate::model::JointKind::Prismatic && {
-            let parent = self.tree.link_frame(first.parent);
-            self.tree
-                .forward_kinematics(&self.config.home, &mut self.data);
-            let axis = self.tree.frame_pose(parent, &self.data).rotation
-                * (first.origin.rotation * first.axis);
-            axis.z.abs() > 0.999
-        };
-        if vertical {
-            let home_tool = self.tool_pose(&self.config.home.clone());
-            let azimuth = |v: &Vector3<f64>| v.y.atan2(v.x);
-            let turn = azimuth(&pose.translation.vector) - azimuth(&home_tool.translation.vector);
-            let sign = if first.axis.z >= 0.0 { 1.0 } else { -1.0 };
+        if let Some((sign, home_azimuth)) = self.base_turn {
+            let target = &pose.translation.vector;
+            let turn = target.y.atan2(target.x) - home_azimuth;
+            let limits = self.tree.dof_joint(0).limits;
             for k in [-1.0, 0.0, 1.0] {
                 let mut seed = self.config.home.clone();
                 seed[0] += sign * turn + k * std::f64::consts::TAU;
-                if let Some([lo, hi]) = first.limits
+                if let Some([lo, hi]) = limits
                     && (seed[0] < lo || seed[0] > hi)
                 {
                     continue;
@@ -316,16 +321,16 @@ impl PickPlace {
                     self.joint_move(from, to);
                 }
                 Phase::Descend | Phase::Lower => {
-                    let from = self.tool_pose(&self.hold.clone());
+                    let from = self.hold_tool_pose();
                     let to = Translation3::new(0.0, 0.0, -self.config.approach_height) * from;
                     self.line(from, to);
                 }
                 Phase::Lift | Phase::Retreat => {
-                    let from = self.tool_pose(&self.hold.clone());
+                    let from = self.hold_tool_pose();
                     self.line(from, up * from);
                 }
                 Phase::Close => {
-                    let tool = self.tool_pose(&self.hold.clone());
+                    let tool = self.hold_tool_pose();
                     if let Some(object) = self.object_pose {
                         self.tool_in_object = Some(object.inverse() * tool);
                     }
@@ -340,7 +345,7 @@ impl PickPlace {
                     let place = self.tasks[self.task].place;
                     let tool_in_object = match (self.object_pose, self.tool_in_object) {
                         // Measure the grasp now that the object is lifted and settled.
-                        (Some(object), _) => object.inverse() * self.tool_pose(&self.hold.clone()),
+                        (Some(object), _) => object.inverse() * self.hold_tool_pose(),
                         (None, Some(t)) => t,
                         (None, None) => return Err("no grasp".into()),
                     };
@@ -387,9 +392,9 @@ impl PickPlace {
 
     fn line(&mut self, from: Isometry3<f64>, to: Isometry3<f64>) {
         self.line_q.copy_from_slice(&self.hold);
-        let length = (to.translation.vector - from.translation.vector).norm();
-        self.duration_secs = (1.875 * length / self.config.cartesian_speed).max(0.2);
-        self.motion = Motion::Line { from, to };
+        let line = CartesianLine::at_speed(from, to, self.config.cartesian_speed, 0.2);
+        self.duration_secs = line.duration_secs();
+        self.motion = Motion::Line(line);
     }
 
     fn next_phase(&self) -> Phase {
@@ -416,31 +421,20 @@ impl PickPlace {
 
     /// Writes the arm configuration for phase progress `u` in [0, 1] into `out`.
     fn sample(&mut self, u: f64, out: &mut [f64]) {
-        let (s, _) = min_jerk(u);
         match &self.motion {
             Motion::Joint { from, to } => {
+                let (s, _) = min_jerk(u);
                 for (o, (a, b)) in out.iter_mut().zip(from.iter().zip(to)) {
                     *o = a + (b - a) * s;
                 }
             }
             Motion::Grip { .. } => out.copy_from_slice(&self.hold),
-            Motion::Line { from, to } => {
-                let p = from.translation.vector.lerp(&to.translation.vector, s);
-                let r = from.rotation.slerp(&to.rotation, s);
-                let target = IkTarget::Pose(Isometry3::from_parts(Translation3::from(p), r));
-                // Warm start from the previous step's solution: consecutive targets are close.
-                match self
-                    .ik
-                    .solve(&self.tree, &target, &self.line_q, &mut self.scratch)
-                {
-                    Ok(_) => {
-                        self.line_q.copy_from_slice(&self.scratch);
-                        out.copy_from_slice(&self.scratch);
-                    }
-                    Err(e) => {
-                        let why = format!("task {}: straight line: {e}", self.task);
-                        self.fail(why);
-                    }
+            Motion::Line(line) => {
+                if let Err(e) = line.track(u, &self.tree, &mut self.ik, &mut self.line_q, out) {
+                    // Keep the configuration the phase started from, not IK's best guess.
+                    out.copy_from_slice(&self.hold);
+                    let why = format!("task {}: straight line: {e}", self.task);
+                    self.fail(why);
                 }
             }
         }
@@ -471,17 +465,15 @@ impl Controller for PickPlace {
                 break;
             }
             // The phase's end configuration becomes the next phase's start.
-            let mut end = self.hold.clone();
-            end.copy_from_slice(&self.hold);
-            if !matches!(self.motion, Motion::Grip { .. }) {
-                let mut out = self.hold.clone();
-                self.sample(1.0, &mut out);
-                end = out;
+            match self.motion {
+                Motion::Grip { to, .. } => self.grip = to,
+                _ => {
+                    let mut end = std::mem::take(&mut self.scratch);
+                    end.copy_from_slice(&self.hold);
+                    self.sample(1.0, &mut end);
+                    self.scratch = std::mem::replace(&mut self.hold, end);
+                }
             }
-            if let Motion::Grip { to, .. } = self.motion {
-                self.grip = to;
-            }
-            self.hold = end;
             if self.phase == Phase::Retreat {
                 self.task += 1;
                 self.tool_in_object = None;

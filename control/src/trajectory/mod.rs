@@ -15,12 +15,14 @@
 //!
 //! All but the last implement [`JointTrajectory`], whose sampling is allocation-free.
 
+mod cartesian;
 mod quintic;
 mod spline;
 mod sync;
 mod trapezoid;
 mod waypoints;
 
+pub use cartesian::CartesianLine;
 pub use quintic::{BoundaryState, Quintic, QuinticMove};
 pub use spline::{PeakRates, Spline, time_waypoints};
 pub use sync::SyncMove;
