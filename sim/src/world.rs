@@ -63,9 +63,6 @@ enum ScriptState {
     Trajectory(Box<rivet_control::WaypointTrajectory>),
     PickPlace {
         sequencer: Box<rivet_control::pick_place::PickPlace>,
-        /// Every command passes the safety filter before it reaches the actuators.
-        safety: Box<rivet_control::safety::SafetyFilter>,
-        safety_ready: bool,
         /// World pose of the robot's base (the sequencer works in the base frame).
         world_from_base: nalgebra::Isometry3<f64>,
     },
@@ -99,6 +96,10 @@ pub struct RobotState {
     /// Position target actually sent last step (after rate limiting), per DoF.
     target: Vec<f64>,
     script: Option<ScriptState>,
+    /// The safety filter every scripted command passes (URDF robots whose actuators share one
+    /// mode), its mode, and whether it has been initialised from the measured state.
+    safety: Option<(Box<rivet_control::safety::SafetyFilter>, CommandMode)>,
+    safety_ready: bool,
 }
 
 /// Why a run ended early.
@@ -296,8 +297,6 @@ impl World {
                 None => {}
                 Some(ScriptState::PickPlace {
                     sequencer,
-                    safety,
-                    safety_ready,
                     world_from_base,
                 }) => {
                     // Ground truth stands in for perception: the object's pose in the base frame.
@@ -314,17 +313,12 @@ impl World {
                         velocity: &state.velocity,
                         effort: &state.effort,
                     };
-                    if !*safety_ready {
-                        // The state is finite here (non-finite states end the run first).
-                        *safety_ready = safety.reset(&view).is_ok();
-                    }
                     sequencer.update(
                         &view,
                         &rivet_control::Target::None,
                         next_t,
                         &mut state.command,
                     );
-                    safety.apply(CommandMode::Position, &view, &mut state.command);
                 }
                 Some(ScriptState::Trajectory(trajectory)) => {
                     let view = JointStateView {
@@ -356,6 +350,19 @@ impl World {
                     state.command[*left] = wl;
                     state.command[*right] = wr;
                 }
+            }
+            // Every scripted command passes the safety filter before the actuators see it.
+            if let Some((filter, mode)) = state.safety.as_mut() {
+                let view = JointStateView {
+                    position: &state.position,
+                    velocity: &state.velocity,
+                    effort: &state.effort,
+                };
+                if !state.safety_ready {
+                    // The state is finite here (non-finite states end the run first).
+                    state.safety_ready = filter.reset(&view).is_ok();
+                }
+                filter.apply(*mode, &view, &mut state.command);
             }
         }
     }
@@ -948,6 +955,19 @@ fn instantiate_robot(
         });
     }
 
+    // Scripted robots get a safety filter built from their URDF's limits, when all their
+    // actuators share one command mode (the filter works in one mode per robot).
+    let safety = match (&robot.script, &model.tree, robot.actuators.first()) {
+        (Some(_), Some(tree), Some(first))
+            if robot.actuators.iter().all(|a| a.mode == first.mode) =>
+        {
+            let config = rivet_control::safety::SafetyConfig::from_tree(tree, robot_scene_dt);
+            let filter = rivet_control::safety::SafetyFilter::new(config, None)
+                .map_err(|e| SimError::robot(&model.source, "safety filter", e.to_string()))?;
+            Some((Box::new(filter), first.mode))
+        }
+        _ => None,
+    };
     let script = match &robot.script {
         None => None,
         Some(Script::JointWaypoints(trajectory)) => {
@@ -962,13 +982,7 @@ fn instantiate_robot(
                 spec.tasks.clone(),
             )
             .map_err(|e| SimError::scene(&robot.model.source, "script", e))?;
-            let config = rivet_control::safety::SafetyConfig::from_tree(&spec.tree, robot_scene_dt);
-            let safety = rivet_control::safety::SafetyFilter::new(config, None).map_err(|e| {
-                SimError::scene(&robot.model.source, "script safety", e.to_string())
-            })?;
             Some(ScriptState::PickPlace {
-                safety: Box::new(safety),
-                safety_ready: false,
                 sequencer: Box::new(sequencer),
                 world_from_base: crate::math::isometry(&robot.world_from_base),
             })
@@ -1003,5 +1017,7 @@ fn instantiate_robot(
         kd,
         target: vec![0.0; n],
         script,
+        safety,
+        safety_ready: false,
     })
 }

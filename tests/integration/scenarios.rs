@@ -100,3 +100,57 @@ fn site_patrol_rover_visits_every_waypoint() {
     }
     assert!(min_up > 0.9, "the rover tipped: up-axis z fell to {min_up}");
 }
+
+/// Scripted commands pass the safety filter: a waypoint between the arm's soft limit
+/// (`<safety_controller soft_upper_limit="6.1831853">`) and its hard limit (6.2831853) is held
+/// at the soft limit, as ros2_control's soft limits do; the actuator alone would reach it.
+#[test]
+fn scripted_commands_respect_the_urdf_soft_limits() {
+    let urdf = crate::repo().join("scenes/robots/rivet_arm6.urdf");
+    let text = format!(
+        r#"
+[scene]
+name = "soft_limit"
+duration_secs = 6.0
+
+[world]
+ground = false
+
+[[robot]]
+name = "arm"
+urdf = "{}"
+fixed_base = true
+
+[robot.initial_joints]
+shoulder_pan = 5.9
+shoulder_lift = -1.1021
+elbow = 1.194
+
+[robot.script]
+kind = "joint_waypoints"
+
+[[robot.script.waypoints]]
+time = 2.0
+joints = {{ shoulder_pan = 6.25 }}
+"#,
+        urdf.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("soft_limit.toml");
+    std::fs::write(&path, text).unwrap();
+    let scene = Arc::new(Scene::load(&path, &PackagePaths::default()).unwrap());
+    let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    let steps = (scene.duration_secs / scene.world.dt_secs).round() as usize;
+    let mut highest: f64 = f64::NEG_INFINITY;
+    for _ in 0..steps {
+        world.step();
+        highest = highest.max(world.robots[0].position[0]);
+    }
+    assert_eq!(world.termination(), None);
+    // It moved up to the soft limit (from 5.9) and not beyond it.
+    assert!(highest > 6.17, "shoulder_pan only reached {highest}");
+    assert!(
+        highest < 6.1831853 + 2e-3,
+        "shoulder_pan reached {highest}, past the soft limit"
+    );
+}
