@@ -16,6 +16,13 @@ pub struct StepResult {
     pub terminated: Vec<bool>,
     /// The episode was cut by its time limit.
     pub truncated: Vec<bool>,
+    /// Info: on the step an episode ends (terminated or truncated), whether the task's success
+    /// criterion was met; `false` otherwise.
+    pub success: Vec<bool>,
+    /// Info: on the step an episode ends, the last observation of that episode (before the
+    /// auto-reset), `num_envs × observation_dim`, for bootstrapping truncated episodes. Rows of
+    /// worlds whose episode did not end are unspecified.
+    pub final_observations: Vec<f32>,
 }
 
 impl StepResult {
@@ -26,6 +33,8 @@ impl StepResult {
             rewards: vec![0.0; num_envs],
             terminated: vec![false; num_envs],
             truncated: vec![false; num_envs],
+            success: vec![false; num_envs],
+            final_observations: vec![0.0; num_envs * observation_dim],
         }
     }
 }
@@ -94,6 +103,8 @@ mod tests {
                 out.rewards[i] = -self.x[i].abs();
                 out.terminated[i] = self.x[i].abs() < 0.5;
                 out.truncated[i] = !out.terminated[i] && self.t[i] >= 10;
+                out.success[i] = out.terminated[i];
+                out.final_observations[i] = self.x[i];
                 if out.terminated[i] || out.truncated[i] {
                     self.x[i] = 2.0;
                     self.t[i] = 0;
@@ -117,6 +128,8 @@ mod tests {
         let mut out = StepResult::with_capacity(2, 1);
         env.step(&[-1.0, -1.0], &mut out);
         assert_eq!(out.terminated, vec![true, false]);
+        assert_eq!(out.success, vec![true, false]);
+        assert_eq!(out.final_observations[0], 0.0);
         // The finished world restarted; the other moved.
         assert_eq!(out.observations, vec![2.0, 1.0]);
     }
