@@ -9,6 +9,7 @@
 //! [`world::World::new`] builds per-step state from it; [`plugin::SimPlugin`] steps it in the
 //! ordered [`plugin::SimSet`] stages; [`record::Recorder`] writes the .rrd.
 
+pub mod env;
 pub mod error;
 pub mod math;
 pub mod plugin;

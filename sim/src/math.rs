@@ -68,6 +68,16 @@ pub fn isometry(t: &Transform) -> nalgebra::Isometry3<f64> {
     )
 }
 
+/// The inverse of [`isometry`]: an f64 nalgebra isometry as a seam [`Transform`].
+pub fn transform_from_isometry(iso: &nalgebra::Isometry3<f64>) -> Transform {
+    let t = iso.translation.vector;
+    let q = iso.rotation.quaternion();
+    Transform {
+        translation: [t.x as f32, t.y as f32, t.z as f32],
+        rotation: [q.i as f32, q.j as f32, q.k as f32, q.w as f32],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

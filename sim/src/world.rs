@@ -100,6 +100,21 @@ pub struct RobotState {
     /// mode), its mode, and whether it has been initialised from the measured state.
     safety: Option<(Box<rivet_control::safety::SafetyFilter>, CommandMode)>,
     safety_ready: bool,
+    /// Per multibody of the robot, a displacement buffer for resetting joint coordinates.
+    reset_buffers: Vec<(MultibodyIndex, Vec<f32>)>,
+    /// Mimic followers: multibody, assembly offset, axis, leader DoF, multiplier, offset.
+    mimic_followers: Vec<MimicFollower>,
+}
+
+/// A mimic joint's coordinate, set from its leader's when joints are reset.
+#[derive(Clone, Copy, Debug)]
+struct MimicFollower {
+    multibody: MultibodyIndex,
+    link: usize,
+    axis: usize,
+    leader_dof: usize,
+    multiplier: f64,
+    offset: f64,
 }
 
 /// Why a run ended early.
@@ -280,6 +295,138 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Mutable access to rapier's state, for the task environment's randomisation.
+    pub(crate) fn physics_mut(&mut self) -> &mut PhysicsWorld {
+        &mut self.physics
+    }
+
+    /// Starts a new episode's clock: time and step count back to zero, no termination.
+    pub fn reset_clock(&mut self) {
+        self.time_secs = 0.0;
+        self.step_index = 0;
+        self.termination = None;
+    }
+
+    /// Puts robot `robot`'s joints at `positions` (rad or m) moving at `velocities`, one value
+    /// per DoF, with mimic joints on their coupling; position targets and commands follow the
+    /// new positions. Allocation-free.
+    pub fn reset_robot_joints(&mut self, robot: usize, positions: &[f64], velocities: &[f64]) {
+        let Some(state) = self.robots.get_mut(robot) else {
+            return;
+        };
+        let physics = &mut self.physics;
+        for (index, buffer) in &mut state.reset_buffers {
+            buffer.fill(0.0);
+            let Some(multibody) = physics.multibody_joints.get_multibody(*index) else {
+                continue;
+            };
+            for (d, slot) in state.dofs.iter().enumerate() {
+                if slot.multibody != *index {
+                    continue;
+                }
+                if let Some(link) = multibody.link(slot.link)
+                    && let Some(x) = buffer.get_mut(link.assembly_id())
+                {
+                    *x = (positions[d] - slot.reference) as f32 - link.joint.coords()[slot.axis];
+                }
+            }
+            for m in state
+                .mimic_followers
+                .iter()
+                .filter(|m| m.multibody == *index)
+            {
+                if let Some(link) = multibody.link(m.link)
+                    && let Some(x) = buffer.get_mut(link.assembly_id())
+                {
+                    let goal = m.multiplier * positions[m.leader_dof] + m.offset;
+                    *x = goal as f32 - link.joint.coords()[m.axis];
+                }
+            }
+        }
+        for (index, buffer) in &state.reset_buffers {
+            let Some(multibody) = physics.multibody_joints.get_multibody_mut(*index) else {
+                continue;
+            };
+            if multibody.ndofs() == buffer.len() {
+                multibody.apply_displacements(buffer);
+            }
+            let mut v = multibody.generalized_velocity_mut();
+            v.fill(0.0);
+            for (d, slot) in state.dofs.iter().enumerate() {
+                if slot.multibody != *index {
+                    continue;
+                }
+                if let Some(offset) = multibody.link(slot.link).map(|l| l.assembly_id())
+                    && offset < multibody.ndofs()
+                {
+                    multibody.generalized_velocity_mut()[offset] = velocities[d] as f32;
+                }
+            }
+            for m in state
+                .mimic_followers
+                .iter()
+                .filter(|m| m.multibody == *index)
+            {
+                if let Some(offset) = multibody.link(m.link).map(|l| l.assembly_id())
+                    && offset < multibody.ndofs()
+                {
+                    multibody.generalized_velocity_mut()[offset] =
+                        (m.multiplier * velocities[m.leader_dof]) as f32;
+                }
+            }
+            multibody.forward_kinematics(&physics.bodies, true);
+            multibody.update_rigid_bodies(&mut physics.bodies, true);
+        }
+        for body in state.link_bodies.iter().flatten() {
+            if let Some(rb) = physics.bodies.get_mut(*body) {
+                rb.reset_forces(false);
+                rb.reset_torques(false);
+                rb.wake_up(true);
+            }
+        }
+        state.position.copy_from_slice(positions);
+        state.velocity.copy_from_slice(velocities);
+        state.target.copy_from_slice(positions);
+        state.command.copy_from_slice(positions);
+        state.effort.fill(0.0);
+        state.safety_ready = false;
+    }
+
+    /// Places prop `prop` at `world_from_prop`, at rest.
+    pub fn reset_prop(&mut self, prop: usize, world_from_prop: &Transform) {
+        let Some(&handle) = self.props.get(prop) else {
+            return;
+        };
+        if let Some(body) = self.physics.bodies.get_mut(handle) {
+            body.set_position(transform_to_pose(world_from_prop), true);
+            body.set_linvel(Vector::ZERO, true);
+            body.set_angvel(Vector::ZERO, true);
+            body.reset_forces(true);
+            body.reset_torques(true);
+        }
+    }
+
+    /// Sets the viscous damping of DoF `dof` of robot `robot` (N·m·s/rad or N·s/m).
+    pub fn set_joint_damping(&mut self, robot: usize, dof: usize, damping: f64) {
+        let Some(slot) = self.robots.get(robot).and_then(|r| r.dofs.get(dof)) else {
+            return;
+        };
+        if let Some(multibody) = self
+            .physics
+            .multibody_joints
+            .get_multibody_mut(slot.multibody)
+            && let Some(offset) = multibody.link(slot.link).map(|l| l.assembly_id())
+            && offset < multibody.ndofs()
+        {
+            multibody.damping_mut()[offset] = damping as f32;
+        }
+    }
+
+    /// The position target last sent to the actuators, per DoF of robot `robot` (rad or m).
+    pub fn position_targets(&self, robot: usize) -> &[f64] {
+        &self.robots[robot].target
     }
 
     /// Stage "actions": scripted controllers write commands; actors get their next kinematic
@@ -885,6 +1032,7 @@ fn instantiate_robot(
         }
     }
     // Mimic joints: exact coordinate couplings on the multibody.
+    let mut mimic_followers = Vec::new();
     for joint in &model.joints {
         let Some(mimic) = joint.mimic else { continue };
         let Some(leader_dof) = model.dofs.iter().position(|d| d.joint == mimic.joint) else {
@@ -910,6 +1058,14 @@ fn instantiate_robot(
         } else {
             3
         };
+        mimic_followers.push(MimicFollower {
+            multibody: follower.multibody,
+            link: follower.id,
+            axis,
+            leader_dof,
+            multiplier: mimic.multiplier,
+            offset: mimic.offset,
+        });
         if let Some(multibody) = physics.multibody_joints.get_multibody_mut(leader.multibody) {
             multibody.add_dof_coupling(MultibodyDofCoupling {
                 link1: leader.link,
@@ -1019,5 +1175,16 @@ fn instantiate_robot(
         script,
         safety,
         safety_ready: false,
+        reset_buffers: multibodies
+            .iter()
+            .map(|&m| {
+                let ndofs = physics
+                    .multibody_joints
+                    .get_multibody(m)
+                    .map_or(0, |mb| mb.ndofs());
+                (m, vec![0.0; ndofs])
+            })
+            .collect(),
+        mimic_followers,
     })
 }

@@ -30,6 +30,8 @@ pub struct SceneFile {
     /// Kinematic actors (e.g. workers) following waypoint paths.
     #[serde(default, rename = "actor")]
     pub actors: Vec<ActorFile>,
+    /// A learning task on this scene (observations, actions, rewards, randomisation).
+    pub task: Option<crate::env::file::TaskFile>,
 }
 
 /// Scene metadata.

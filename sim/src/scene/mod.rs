@@ -271,6 +271,8 @@ pub struct Scene {
     pub props: Vec<PropModel>,
     /// Actors.
     pub actors: Vec<ActorModel>,
+    /// The learning task, if the scene defines one.
+    pub task: Option<std::sync::Arc<crate::env::TaskModel>>,
 }
 
 impl Scene {
@@ -452,6 +454,16 @@ impl Scene {
                 a.color,
             ));
         }
+        let task = match &file.task {
+            Some(t) => Some(std::sync::Arc::new(crate::env::model::compile(
+                path,
+                t,
+                &robots,
+                &props,
+                world.dt_secs,
+            )?)),
+            None => None,
+        };
         let content_hash = format!("{:x}", Sha256::digest(text.as_bytes()));
         let name = file.scene.name.clone().unwrap_or_else(|| {
             path.file_stem()
@@ -468,6 +480,7 @@ impl Scene {
             robots,
             props,
             actors,
+            task,
         })
     }
 }
