@@ -7,7 +7,16 @@
 //! [`Policy`] and [`BoxSpace`], never on training internals.
 
 pub mod env;
+pub mod error;
+pub mod nn;
+pub mod normalize;
 pub mod space;
 
 pub use env::{Policy, StepResult, VecEnv};
+pub use error::LearnError;
+pub use nn::{
+    Activation, ActorCritic, ConvLayer, ImageEncoderSpec, NetworkSpec, PolicyOutput, scale_action,
+    unscale_action,
+};
+pub use normalize::{NormStats, RunningNorm};
 pub use space::{BoxSpace, SpaceError};
