@@ -6,12 +6,17 @@
 //! internals, `rivet-hw-bridge` or any transport. The hardware bridge depends only on
 //! [`Policy`] and [`BoxSpace`], never on training internals.
 
+pub mod checkpoint;
 pub mod env;
 pub mod error;
 pub mod nn;
 pub mod normalize;
 pub mod space;
 
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointPaths, CheckpointSpec, LoadedPolicy, SceneRef,
+    TensorInfo, load_checkpoint, save_checkpoint,
+};
 pub use env::{Policy, StepResult, VecEnv};
 pub use error::LearnError;
 pub use nn::{

@@ -162,6 +162,23 @@ impl RunningNorm {
         }
     }
 
+    /// [`Self::normalize`], except that the values in `raw` (a range within each row, e.g. an
+    /// image slice for a CNN encoder) are copied through unchanged.
+    pub fn normalize_except(
+        &self,
+        obs: &[f32],
+        out: &mut [f32],
+        raw: Option<std::ops::Range<usize>>,
+    ) {
+        self.normalize(obs, out);
+        if let Some(range) = raw {
+            let dim = self.dim();
+            for (row_in, row_out) in obs.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+                row_out[range.clone()].copy_from_slice(&row_in[range.clone()]);
+            }
+        }
+    }
+
     /// Mean and `1 / sqrt(var + eps)` as f32, for fast inference loops
     /// (`(x - mean) * inv_std`, then clip).
     pub fn f32_coefficients(&self) -> (Vec<f32>, Vec<f32>) {
