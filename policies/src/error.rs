@@ -25,15 +25,13 @@ pub enum LearnError {
         /// Why it is rejected.
         reason: String,
     },
-    /// The environment's spaces differ from the ones the learner was built for.
-    #[error("{space} space mismatch: learner has {expected} dimensions, environment has {found}")]
+    /// The environment's (or data's) spaces differ from the ones the learner was built for.
+    #[error("{space} space mismatch: {reason}")]
     SpaceMismatch {
         /// `"observation"` or `"action"`.
         space: &'static str,
-        /// Dimension the learner expects.
-        expected: usize,
-        /// Dimension the environment has.
-        found: usize,
+        /// How they differ.
+        reason: String,
     },
     /// A space is malformed.
     #[error(transparent)]

@@ -11,7 +11,11 @@ pub mod env;
 pub mod error;
 pub mod nn;
 pub mod normalize;
+mod optim;
+pub mod ppo;
 pub mod space;
+#[cfg(test)]
+mod testenv;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPaths, CheckpointSpec, LoadedPolicy, SceneRef,
@@ -24,4 +28,5 @@ pub use nn::{
     unscale_action,
 };
 pub use normalize::{NormStats, RunningNorm};
+pub use ppo::{Control, LrSchedule, Ppo, PpoConfig, PpoProgress, PpoSummary};
 pub use space::{BoxSpace, SpaceError};
