@@ -341,6 +341,16 @@ fn write_temp(target: &Path, bytes: &[u8]) -> Result<PathBuf, CheckpointError> {
     result.map(|()| tmp)
 }
 
+/// Writes `bytes` to `target` through an fsynced temporary file in the same directory and a
+/// rename, so `target` is either the old file or the complete new one.
+pub(crate) fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = write_temp(target, bytes)?;
+    fs::rename(&tmp, target).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(target)(e)
+    })
+}
+
 /// Saves `network` with `spec` (whose `tensors` list is replaced by the network's) at `path`
 /// (a directory, or a stem with or without extension; parent directories are created).
 /// Returns the path of the `.json`. On error nothing new is left behind and an existing

@@ -6,6 +6,7 @@
 //! internals, `rivet-hw-bridge` or any transport. The hardware bridge depends only on
 //! [`Policy`] and [`BoxSpace`], never on training internals.
 
+pub mod bc;
 pub mod checkpoint;
 pub mod env;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod space;
 #[cfg(test)]
 mod testenv;
 
+pub use bc::{BcConfig, BcProgress, BcResult, Demonstrations, train_bc};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPaths, CheckpointSpec, LoadedPolicy, SceneRef,
     TensorInfo, load_checkpoint, save_checkpoint,
