@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Errors about spaces and the vectors checked against them.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum SpaceError {
     /// Names, lower and upper bounds have different lengths.
     #[error("space has {names} names, {low} lower and {high} upper bounds")]
@@ -51,11 +51,76 @@ pub enum SpaceError {
 }
 
 /// A box in R^n with a name per dimension (e.g. `arm/elbow/position`). Bounds may be infinite.
+///
+/// Serialised as `{ "names": [..], "low": [..], "high": [..] }`; JSON has no infinity, so an
+/// infinite bound is written as the string `"inf"` or `"-inf"` (finite bounds stay numbers).
+/// Deserialising checks the space like [`BoxSpace::new`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawBoxSpace")]
 pub struct BoxSpace {
     names: Vec<String>,
+    #[serde(serialize_with = "bound_serde::serialize")]
     low: Vec<f32>,
+    #[serde(serialize_with = "bound_serde::serialize")]
     high: Vec<f32>,
+}
+
+/// The unchecked serialised form of [`BoxSpace`].
+#[derive(Deserialize)]
+struct RawBoxSpace {
+    names: Vec<String>,
+    #[serde(deserialize_with = "bound_serde::deserialize")]
+    low: Vec<f32>,
+    #[serde(deserialize_with = "bound_serde::deserialize")]
+    high: Vec<f32>,
+}
+
+impl TryFrom<RawBoxSpace> for BoxSpace {
+    type Error = SpaceError;
+    fn try_from(raw: RawBoxSpace) -> Result<Self, SpaceError> {
+        BoxSpace::new(raw.names, raw.low, raw.high)
+    }
+}
+
+/// Bounds as numbers, with infinities as the strings `"inf"` / `"-inf"`.
+mod bound_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Bound {
+        Number(f32),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+        let bounds: Vec<Bound> = values
+            .iter()
+            .map(|&v| match v {
+                f32::INFINITY => Bound::Text("inf".into()),
+                f32::NEG_INFINITY => Bound::Text("-inf".into()),
+                v => Bound::Number(v),
+            })
+            .collect();
+        bounds.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+        let bounds = Vec::<Bound>::deserialize(deserializer)?;
+        bounds
+            .into_iter()
+            .map(|b| match b {
+                Bound::Number(v) => Ok(v),
+                Bound::Text(t) => match t.as_str() {
+                    "inf" | "+inf" | "infinity" => Ok(f32::INFINITY),
+                    "-inf" | "-infinity" => Ok(f32::NEG_INFINITY),
+                    other => Err(serde::de::Error::custom(format!(
+                        "bound '{other}' is neither a number nor \"inf\"/\"-inf\""
+                    ))),
+                },
+            })
+            .collect()
+    }
 }
 
 impl BoxSpace {
@@ -172,6 +237,25 @@ mod tests {
                 found: 1
             })
         );
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_infinite_bounds_and_checks() {
+        let s = BoxSpace::new(
+            names(3),
+            vec![f32::NEG_INFINITY, -0.1, 0.0],
+            vec![f32::INFINITY, 0.3, 0.0],
+        )
+        .unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"-inf\"") && json.contains("0.3"), "{json}");
+        let back: BoxSpace = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let bad = r#"{"names":["a","a"],"low":[0,0],"high":[1,1]}"#;
+        let err = serde_json::from_str::<BoxSpace>(bad).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        let bad = r#"{"names":["a"],"low":["minus"],"high":[1]}"#;
+        assert!(serde_json::from_str::<BoxSpace>(bad).is_err());
     }
 
     proptest! {
