@@ -403,7 +403,7 @@ pub struct BcProgress {
 }
 
 /// A behaviour-cloned policy, ready to save or to fine-tune.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct BcResult {
     /// The network (actor trained; critic and `log_std` as initialised).
     pub actor_critic: ActorCritic,
@@ -749,6 +749,47 @@ mod tests {
         policy.act(&o, &mut a1);
         reloaded.act(&o, &mut a2);
         assert_eq!(a1, a2);
+    }
+
+    #[test]
+    fn bc_result_seeds_a_ppo_fine_tune() {
+        use crate::ppo::{Control, Ppo, PpoConfig};
+        let demos = expert_demos(20, 2);
+        let mut env = PointReach::new(4);
+        let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
+        let config = BcConfig {
+            epochs: 3,
+            ..BcConfig::default()
+        };
+        let bc = train_bc(&demos, &obs, &act, &config, |_| {}).unwrap();
+        let network = bc.actor_critic.deep_clone().unwrap();
+        let ppo_config = PpoConfig {
+            rollout_steps: 8,
+            ..PpoConfig::default()
+        };
+        let mut ppo =
+            Ppo::from_pretrained(&obs, &act, ppo_config.clone(), network, bc.obs_norm.clone())
+                .unwrap();
+        let o = [0.3, 0.1, -0.5, 0.2, 1.0];
+        let (mut a_bc, mut a_ppo) = ([0.0; 2], [0.0; 2]);
+        bc.policy().unwrap().act(&o, &mut a_bc);
+        ppo.policy().unwrap().act(&o, &mut a_ppo);
+        assert_eq!(a_bc, a_ppo);
+        ppo.train(&mut env, 32, |_| Control::Continue).unwrap();
+        // The fine-tune trained its own copy, not the BC network.
+        assert_ne!(
+            ppo.actor_critic().values().unwrap(),
+            bc.actor_critic.values().unwrap()
+        );
+        let wrong_norm = RunningNorm::new(3);
+        let network = bc.actor_critic.deep_clone().unwrap();
+        assert!(matches!(
+            Ppo::from_pretrained(&obs, &act, ppo_config, network, wrong_norm),
+            Err(LearnError::SpaceMismatch {
+                space: "observation",
+                ..
+            })
+        ));
     }
 
     #[test]

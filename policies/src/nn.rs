@@ -387,6 +387,10 @@ pub struct PolicyOutput {
 }
 
 /// Actor and critic networks over normalised observations (see the module docs).
+///
+/// `Clone` is shallow: the clone shares the parameters (candle variables are reference
+/// counted), so training one trains both. [`ActorCritic::deep_clone`] makes an independent
+/// copy.
 #[derive(Clone, Debug)]
 pub struct ActorCritic {
     obs_dim: usize,

@@ -228,7 +228,7 @@ struct EnvState {
 }
 
 /// A PPO learner: the network, observation normaliser, optimiser and RNG state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Ppo {
     observation: BoxSpace,
     action: BoxSpace,
