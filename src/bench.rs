@@ -25,6 +25,9 @@ pub enum BenchWhat {
     /// Kinematics, dynamics and IK per call (median and p99 in microseconds) on robot arms:
     /// forward kinematics, all frame poses, the tool frame's Jacobian, RNEA, CRBA and IK.
     Control(ControlArgs),
+    /// Learning throughput: env steps/s of a scene's task for 1, 8, 32 and 64 worlds, policy
+    /// inference latency (batch 1 and 64) and PPO samples/s.
+    Learn(crate::bench_learn::LearnArgs),
 }
 
 /// Arguments of `rivet bench physics`.
@@ -66,6 +69,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Physics(a) => physics(a),
         BenchWhat::Control(a) => control(a),
+        BenchWhat::Learn(a) => crate::bench_learn::learn(a),
     }
 }
 

@@ -6,7 +6,9 @@
 //! on stdout; human-readable output and progress bars go to stderr.
 
 mod bench;
+mod bench_learn;
 mod check;
+mod learn;
 mod run;
 
 use std::path::PathBuf;
@@ -56,6 +58,10 @@ enum Command {
     Schema,
     /// Measure performance.
     Bench(bench::BenchArgs),
+    /// Train a policy on a scene's task (PPO, or behaviour cloning from its expert).
+    Train(learn::TrainArgs),
+    /// Evaluate a trained policy on a scene's task.
+    Eval(learn::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => bench::bench(args),
+        Command::Train(args) => learn::train(args),
+        Command::Eval(args) => learn::eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

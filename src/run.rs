@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Recording rate in Hz (steps between are not logged).
     #[arg(long, default_value_t = 50.0, value_name = "HZ")]
     pub record_rate: f64,
+    /// Let a trained policy (checkpoint from `rivet train`) act in the scene's task for one
+    /// episode (or --duration).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub policy: Option<PathBuf>,
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -40,10 +44,24 @@ pub struct RunArgs {
     pub packages: PackageArgs,
 }
 
+/// The policy acting in a run: its checkpoint, the task runner and its buffers.
+struct PolicyDriver {
+    policy: rivet_policies::LoadedPolicy,
+    runner: rivet_sim::env::TaskRunner,
+    observation: Vec<f32>,
+    action: Vec<f32>,
+    substep: u32,
+    outcome: Option<rivet_sim::env::StepOutcome>,
+}
+
 /// Runs a scenario.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
-    let duration = args.duration.unwrap_or(scene.duration_secs);
+    let default_duration = match (&args.policy, &scene.task) {
+        (Some(_), Some(task)) => f64::from(task.episode_steps) * task.control_period_secs,
+        _ => scene.duration_secs,
+    };
+    let duration = args.duration.unwrap_or(default_duration);
     anyhow::ensure!(
         duration.is_finite() && duration > 0.0,
         "--duration {duration}: must be a positive number of seconds"
@@ -66,13 +84,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ))
         }
     };
-    let world = World::new(
+    let mut world = World::new(
         scene.clone(),
         WorldOptions {
             seed: args.seed,
             threads: Some(args.threads),
         },
     )?;
+    let mut driver = match &args.policy {
+        None => None,
+        Some(path) => {
+            use rivet_policies::Policy;
+            let (observation_space, action_space) = crate::learn::task_spaces(&scene)?;
+            let checkpoint = rivet_policies::load_checkpoint(path)?;
+            checkpoint.check_compatible(&observation_space, &action_space, &scene.content_hash)?;
+            let mut runner = rivet_sim::env::TaskRunner::new(&world)?;
+            runner.seed(args.seed, 0);
+            let mut observation = vec![0.0; runner.observation_dim()];
+            runner.reset(&mut world, &mut observation);
+            let policy = checkpoint.policy();
+            let action = vec![0.0; policy.action_space().dim()];
+            Some(PolicyDriver {
+                policy,
+                runner,
+                observation,
+                action,
+                substep: 0,
+                outcome: None,
+            })
+        }
+    };
     let recorder = Recorder::create(&record_path, &world, args.record_rate)
         .with_context(|| format!("cannot record to {}", record_path.display()))?;
     let steps = (duration / scene.world.dt_secs).round() as u64;
@@ -98,7 +139,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut max_contacts = 0usize;
     let mut executed = 0u64;
     for _ in 0..steps {
+        if let Some(d) = driver.as_mut() {
+            use rivet_policies::Policy;
+            let mut sim = app.world_mut().resource_mut::<SimWorld>();
+            if d.substep == 0 {
+                d.policy.act(&d.observation, &mut d.action);
+                d.runner.apply_action(&sim.0, &d.action);
+            }
+            d.runner.before_physics(&mut sim.0);
+        }
         app.update();
+        if let Some(d) = driver.as_mut() {
+            d.substep += 1;
+            if d.substep == d.runner.task().substeps {
+                d.substep = 0;
+                let sim = app.world().resource::<SimWorld>();
+                let outcome = d.runner.finish_step(&sim.0, &mut d.observation);
+                d.outcome = Some(outcome);
+                if outcome.done() {
+                    break;
+                }
+            }
+        }
         let world = &app.world().resource::<SimWorld>().0;
         if world.termination().is_some() {
             break;
@@ -158,6 +220,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         })
         .collect();
     let tasks = world.task_outcomes();
+    let policy_summary = driver.as_ref().map(|d| {
+        let o = d.outcome.unwrap_or_default();
+        json!({
+            "checkpoint": args.policy,
+            "actions": d.runner.episode_steps(),
+            "return": d.runner.episode_return(),
+            "episode_ended": o.done(),
+            "terminated": o.terminated,
+            "truncated": o.truncated,
+            "success": o.success,
+        })
+    });
     let summary = json!({
         "scene": scene.name,
         "scene_file": scene.source,
@@ -175,6 +249,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "state_digest": world.state_digest(),
         "robots": robots,
         "tasks": tasks,
+        "policy": policy_summary,
         "recording": recording,
     });
     if args.json {
@@ -219,6 +294,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     p.angle_error_deg
                 );
             }
+        }
+        if let Some(d) = driver.as_ref() {
+            let o = d.outcome.unwrap_or_default();
+            eprintln!(
+                "policy       {} actions, return {:.3}, {}",
+                d.runner.episode_steps(),
+                d.runner.episode_return(),
+                if o.success {
+                    "success"
+                } else if o.done() {
+                    "episode ended without success"
+                } else {
+                    "episode still running at the end of the run"
+                }
+            );
         }
         eprintln!("recording    {}", recording.display());
         eprintln!(
