@@ -301,6 +301,9 @@ impl EvalStats {
     }
 }
 
+/// One evaluation episode: success, undiscounted return, actions taken.
+type EpisodeResult = (bool, f64, u32);
+
 /// Runs one episode of `scene`'s task with `policy` acting deterministically, from the
 /// randomisation stream `(seed, episode)`, in a fresh world (so results do not depend on
 /// which thread ran which episode). Records every physics step when `recorder` is given.
@@ -310,7 +313,7 @@ fn run_episode(
     seed: u64,
     episode: u64,
     mut recorder: Option<&mut Recorder>,
-) -> anyhow::Result<(bool, f64, u32)> {
+) -> anyhow::Result<EpisodeResult> {
     let mut world = World::new(
         scene.clone(),
         WorldOptions {
@@ -355,7 +358,7 @@ pub fn evaluate(
     record: Option<&Path>,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<(EvalStats, Option<PathBuf>)> {
-    let mut results: Vec<Option<(bool, f64, u32)>> = vec![None; episodes];
+    let mut results: Vec<Option<EpisodeResult>> = vec![None; episodes];
     let mut first = 0;
     let mut recording = None;
     if let (Some(path), true) = (record, episodes > 0) {
@@ -372,7 +375,7 @@ pub fn evaluate(
     let pools: Vec<rayon::ThreadPool> = (0..threads)
         .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
         .collect::<Result<_, _>>()?;
-    let chunks: Vec<anyhow::Result<Vec<(usize, (bool, f64, u32))>>> = std::thread::scope(|s| {
+    let chunks: Vec<anyhow::Result<Vec<(usize, EpisodeResult)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = pools
             .iter()
             .enumerate()

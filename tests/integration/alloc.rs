@@ -76,3 +76,64 @@ fn our_stages_do_not_allocate_per_step() {
         );
     }
 }
+
+#[test]
+fn task_steps_resets_and_policy_inference_do_not_allocate() {
+    use rivet_policies::{BoxSpace, Policy, Ppo, PpoConfig};
+    use rivet_sim::env::TaskRunner;
+    for name in ["cartpole.toml", "reach.toml", "brick_pick.toml"] {
+        let scene = Arc::new(
+            Scene::load(
+                &crate::repo().join("scenes").join(name),
+                &PackagePaths::default(),
+            )
+            .unwrap(),
+        );
+        let task = scene.task.clone().unwrap();
+        let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+        let mut runner = TaskRunner::new(&world).unwrap();
+        let mut obs = vec![0.0; runner.observation_dim()];
+        let mut fin = obs.clone();
+        let mut action = vec![0.0; runner.action_dim()];
+        let space = |l: &rivet_sim::env::SpaceLayout| {
+            BoxSpace::new(l.names.clone(), l.low.clone(), l.high.clone()).unwrap()
+        };
+        let ppo = Ppo::new(
+            &space(&task.observation_space),
+            &space(&task.action_space),
+            PpoConfig::default(),
+        )
+        .unwrap();
+        let mut policy = ppo.policy().unwrap();
+        runner.reset(&mut world, &mut obs);
+        // Warm up (rapier sizes its buffers during the first steps).
+        for _ in 0..5 {
+            policy.act(&obs, &mut action);
+            runner.step_auto(&mut world, &action, &mut obs, &mut fin);
+        }
+        let mut ours = 0;
+        for step in 0..40 {
+            let before = allocations();
+            policy.act(&obs, &mut action);
+            if runner.task().expert.is_some() && step % 2 == 0 {
+                runner.expert_action(&world, &mut action);
+            }
+            runner.apply_action(&world, &action);
+            ours += allocations() - before;
+            for _ in 0..runner.task().substeps {
+                let before = allocations();
+                runner.before_physics(&mut world);
+                ours += allocations() - before;
+                // Rapier's step is outside the claim (see the module docs).
+                world.step();
+            }
+            let before = allocations();
+            let outcome = runner.finish_step(&world, &mut obs);
+            if outcome.done() || step % 10 == 9 {
+                runner.reset(&mut world, &mut obs);
+            }
+            ours += allocations() - before;
+        }
+        assert_eq!(ours, 0, "{name}: the task runner or the policy allocated");
+    }
+}

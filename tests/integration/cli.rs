@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::repo;
 
-fn rivet(args: &[&str], cwd: &Path) -> Output {
+pub(crate) fn rivet(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rivet"))
         .args(args)
         .current_dir(cwd)
@@ -30,7 +30,7 @@ fn run_scene(scene: &str, cwd: &Path, extra: &[&str]) -> Output {
 }
 
 /// Runs `rerun rrd <subcommand> <rrd>`.
-fn rerun_rrd(subcommand: &str, rrd: &Path) -> Output {
+pub(crate) fn rerun_rrd(subcommand: &str, rrd: &Path) -> Output {
     Command::new("rerun")
         .args(["rrd", subcommand])
         .arg(rrd)
@@ -38,7 +38,7 @@ fn rerun_rrd(subcommand: &str, rrd: &Path) -> Output {
         .expect("the rerun command runs")
 }
 
-fn json_stdout(out: &Output) -> serde_json::Value {
+pub(crate) fn json_stdout(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.trim().lines().count(),
@@ -238,6 +238,9 @@ fn every_command_has_help() {
         vec!["schema", "--help"],
         vec!["bench", "--help"],
         vec!["bench", "physics", "--help"],
+        vec!["bench", "learn", "--help"],
+        vec!["train", "--help"],
+        vec!["eval", "--help"],
     ] {
         let out = rivet(&args, repo());
         assert!(out.status.success(), "{args:?}");

@@ -8,6 +8,7 @@ mod alloc;
 mod cli;
 mod control;
 mod determinism;
+mod learn;
 mod robots;
 mod scenarios;
 

@@ -373,7 +373,8 @@ pub enum ExpertFile {
     PickPlace {
         /// The prop.
         object: String,
-        /// Height of the tool frame above the prop's centre when grasping (m).
+        /// Height of the tool frame above the prop's centre when grasping (m; negative: below,
+        /// e.g. fingertips below the centre for a grasp over most of the prop's height).
         grasp_height: f64,
         /// Height above the grasp pose for approach and carry (m).
         approach_height: f64,

@@ -863,12 +863,15 @@ impl TaskRunner {
                 closed = true;
                 if near(&above_target, 0.008) {
                     self.expert_phase = Lower;
+                    self.expert_timer = 0;
                 }
                 above_target
             }
             Lower => {
                 closed = true;
-                if near(&at_target, 0.004) {
+                // Set down: at the place pose, or stopped by the ground (the grasp slid).
+                self.expert_timer += 1;
+                if near(&at_target, 0.004) || self.expert_timer > 2 * grip_steps {
                     self.expert_phase = Open;
                     self.expert_timer = 0;
                     self.expert_goal = at_target;

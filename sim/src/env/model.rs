@@ -1028,8 +1028,13 @@ pub(crate) fn compile(
                     "the pick_place expert needs a [task.target] section",
                 ));
             }
+            if !grasp_height.is_finite() {
+                return Err(ctx.err(
+                    "expert.grasp_height",
+                    format!("{grasp_height} m must be finite"),
+                ));
+            }
             for (name, v) in [
-                ("grasp_height", grasp_height),
                 ("approach_height", approach_height),
                 ("grip_secs", grip_secs),
             ] {
