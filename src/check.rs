@@ -29,6 +29,21 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let (scene_json, robots): (serde_json::Value, Vec<(String, std::sync::Arc<Model>)>) =
         if is_scene {
             let scene = Scene::load(&args.file, &packages)?;
+            // The training settings belong to the learning crate's schema: check them too.
+            let task = match &scene.task {
+                None => serde_json::Value::Null,
+                Some(task) => {
+                    let settings = crate::learn::train_settings(&scene)?;
+                    json!({
+                        "robot": scene.robots[task.robot].name,
+                        "control_period_secs": task.control_period_secs,
+                        "episode_steps": task.episode_steps,
+                        "observation": task.observation_space.names,
+                        "action": task.action_space.names,
+                        "algorithm": settings.algorithm,
+                    })
+                }
+            };
             let robots = scene
                 .robots
                 .iter()
@@ -42,6 +57,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
                     "robots": scene.robots.len(),
                     "props": scene.props.len(),
                     "actors": scene.actors.len(),
+                    "task": task,
                 }),
                 robots,
             )
@@ -70,6 +86,27 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
                 s["actors"],
                 s["timestep_secs"]
             );
+            if let Some(t) = s.get("task").and_then(|t| t.as_object()) {
+                let names = |k: &str| {
+                    t[k].as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default()
+                };
+                println!(
+                    "task: robot '{}', {} actions per episode every {} s, trained by {}",
+                    t["robot"].as_str().unwrap_or_default(),
+                    t["episode_steps"],
+                    t["control_period_secs"],
+                    t["algorithm"].as_str().unwrap_or_default()
+                );
+                println!("  observation: {}", names("observation"));
+                println!("  action: {}", names("action"));
+            }
         }
         for (name, model) in &robots {
             print!("{}", robot_tree(name, model));

@@ -86,8 +86,9 @@ fn run_json_reports_and_writes_the_recording() {
 /// The recording opens in rerun 0.36.3 itself (`rerun rrd verify`). Needs the `rerun` command
 /// from `pip install rerun-sdk==0.36.3` on PATH (.ci/run installs it); outside CI it skips with
 /// a message when absent.
-#[test]
-fn recording_verifies_with_the_rerun_tool() {
+/// Whether the `rerun` command is on PATH; in CI its absence is a failure. Outside CI the
+/// caller skips its rerun checks (with a message).
+pub(crate) fn has_rerun() -> bool {
     let has_rerun = Command::new("rerun")
         .arg("--version")
         .output()
@@ -97,7 +98,14 @@ fn recording_verifies_with_the_rerun_tool() {
             std::env::var_os("CI").is_none(),
             "CI must have the rerun command (pip install rerun-sdk==0.36.3)"
         );
-        eprintln!("SKIPPED: no `rerun` on PATH (pip install rerun-sdk==0.36.3)");
+        eprintln!("SKIPPED (rerun checks): no `rerun` on PATH (pip install rerun-sdk==0.36.3)");
+    }
+    has_rerun
+}
+
+#[test]
+fn recording_verifies_with_the_rerun_tool() {
+    if !has_rerun() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -99,6 +99,8 @@ pub struct TaskRunner {
     /// Randomisation bases: (collider, friction) of the robot's links and the props;
     /// (collider, mass) of the props; joint damping and gains per DoF.
     base_friction: Vec<(ColliderHandle, f32)>,
+    /// The friction and mass scales the colliders have now.
+    applied_scales: (f64, f64),
     base_mass: Vec<(ColliderHandle, f32)>,
     base_damping: Vec<f64>,
     base_kp: Vec<f64>,
@@ -189,6 +191,7 @@ impl TaskRunner {
             hold: 0,
             episode_return: 0.0,
             base_friction,
+            applied_scales: (1.0, 1.0),
             base_mass,
             base_damping: robot.actuators.iter().map(|a| a.damping).collect(),
             base_kp: state.kp.clone(),
@@ -268,7 +271,10 @@ impl TaskRunner {
         // Physical parameters.
         let friction = self.uniform(r.friction_scale);
         let mass = self.uniform(r.object_mass_scale);
-        {
+        // Only touch colliders when the scale changes: rapier records every modified
+        // collider (and its first record after a step allocates).
+        if (friction, mass) != self.applied_scales {
+            self.applied_scales = (friction, mass);
             let physics = world.physics_mut();
             for &(c, mu) in &self.base_friction {
                 if let Some(collider) = physics.colliders.get_mut(c) {
