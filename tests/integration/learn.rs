@@ -25,23 +25,13 @@ fn ok(out: std::process::Output) -> serde_json::Value {
     json_stdout(&out)
 }
 
-/// Trains `scene` into `dir` with the scene's own settings and a target success rate.
-fn train(scene_name: &str, dir: &Path, target: &str) -> serde_json::Value {
+/// Trains `scene` into `dir` with the scene's own settings, seed 0 and `extra` flags.
+fn train(scene_name: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
     let out = dir.to_string_lossy().into_owned();
-    ok(rivet(
-        &[
-            "train",
-            &scene(scene_name),
-            "--out",
-            &out,
-            "--seed",
-            "0",
-            "--target-success",
-            target,
-            "--json",
-        ],
-        dir,
-    ))
+    let path = scene(scene_name);
+    let mut args = vec!["train", &path, "--out", &out, "--seed", "0", "--json"];
+    args.extend_from_slice(extra);
+    ok(rivet(&args, dir))
 }
 
 fn eval(scene_path: &str, policy: &Path, episodes: &str, extra: &[&str]) -> std::process::Output {
@@ -84,8 +74,11 @@ fn check_training_outputs(dir: &Path, report: &serde_json::Value) -> PathBuf {
 #[test]
 fn cartpole_is_balanced_in_95_percent_of_100_episodes() {
     let dir = tempfile::tempdir().unwrap();
-    let report = train("cartpole.toml", dir.path(), "0.95");
-    assert_eq!(report["reached_target"], true, "{report}");
+    // A fixed budget (about three times what the first deterministic 20/20 evaluation
+    // needs) rather than stopping at the first success: the 100-episode criterion wants a
+    // policy that is robust, not one that just passed.
+    let report = train("cartpole.toml", dir.path(), &["--steps", "60000"]);
+    assert_eq!(report["env_steps"], 60416, "{report}");
     let checkpoint = check_training_outputs(dir.path(), &report);
 
     let result = ok(eval(&scene("cartpole.toml"), &checkpoint, "100", &[]));
@@ -153,7 +146,7 @@ fn cartpole_is_balanced_in_95_percent_of_100_episodes() {
 #[test]
 fn the_arm_reaches_targets_in_95_percent_of_100_episodes() {
     let dir = tempfile::tempdir().unwrap();
-    let report = train("reach.toml", dir.path(), "0.95");
+    let report = train("reach.toml", dir.path(), &["--target-success", "0.95"]);
     assert_eq!(report["reached_target"], true, "{report}");
     let checkpoint = check_training_outputs(dir.path(), &report);
     let result = ok(eval(&scene("reach.toml"), &checkpoint, "100", &[]));
@@ -164,19 +157,7 @@ fn the_arm_reaches_targets_in_95_percent_of_100_episodes() {
 #[test]
 fn behaviour_cloning_sets_the_brick_down_in_80_percent_of_100_episodes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_string_lossy().into_owned();
-    let report = ok(rivet(
-        &[
-            "train",
-            &scene("brick_pick.toml"),
-            "--out",
-            &out,
-            "--seed",
-            "0",
-            "--json",
-        ],
-        dir.path(),
-    ));
+    let report = train("brick_pick.toml", dir.path(), &[]);
     assert_eq!(report["algorithm"], "bc");
     assert_eq!(report["demonstrations"], 200);
     assert!(dir.path().join("demonstrations.safetensors").is_file());
