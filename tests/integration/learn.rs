@@ -104,6 +104,21 @@ fn cartpole_is_balanced_in_95_percent_of_100_episodes() {
     assert_eq!(run["policy"]["success"], true, "{run}");
     assert!(rrd.is_file());
 
+    // `--record` writes the first episode for rerun.
+    let eval_rrd = dir.path().join("eval.rrd");
+    let recorded = ok(eval(
+        &scene("cartpole.toml"),
+        &checkpoint,
+        "2",
+        &["--record", eval_rrd.to_str().unwrap()],
+    ));
+    assert_eq!(recorded["episodes"], 2);
+    assert!(eval_rrd.is_file());
+    if has_rerun() {
+        let verified = rerun_rrd("verify", &eval_rrd);
+        assert!(verified.status.success());
+    }
+
     // Wrong scene: the spaces differ, and the message names the first differing dimension.
     let wrong = eval(&scene("reach.toml"), &checkpoint, "1", &[]);
     assert!(!wrong.status.success());

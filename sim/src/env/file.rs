@@ -336,6 +336,9 @@ pub struct RandomizeFile {
     pub object_placement: Vec<PlacementFile>,
     /// Scale of every prop's mass (dimensionless). Default: [1, 1].
     pub object_mass_scale: Option<[f64; 2]>,
+    /// Scale of the mass and inertia of every link of the task robot (dimensionless).
+    /// Default: [1, 1].
+    pub link_mass_scale: Option<[f64; 2]>,
     /// Scale of every friction coefficient of the robot's links and the props. Default: [1, 1].
     pub friction_scale: Option<[f64; 2]>,
     /// Scale of every joint's viscous damping. Default: [1, 1].

@@ -101,6 +101,12 @@ pub struct TaskRunner {
     base_friction: Vec<(ColliderHandle, f32)>,
     /// The friction and mass scales the colliders have now.
     applied_scales: (f64, f64),
+    /// (body, URDF mass properties) of the robot's links, and the scale applied now.
+    base_link_mass: Vec<(
+        rapier3d::prelude::RigidBodyHandle,
+        rapier3d::prelude::MassProperties,
+    )>,
+    applied_link_scale: f64,
     base_mass: Vec<(ColliderHandle, f32)>,
     base_damping: Vec<f64>,
     base_kp: Vec<f64>,
@@ -156,6 +162,17 @@ impl TaskRunner {
                 }
             }
         }
+        let base_link_mass = world.robots[task.robot]
+            .link_bodies
+            .iter()
+            .flatten()
+            .filter_map(|&b| {
+                physics
+                    .bodies
+                    .get(b)
+                    .map(|rb| (b, rb.mass_properties().local_mprops))
+            })
+            .collect();
         let mut base_mass = Vec::new();
         for (p, &body) in world.props.iter().enumerate() {
             if !scene.props[p].dynamic {
@@ -192,6 +209,8 @@ impl TaskRunner {
             episode_return: 0.0,
             base_friction,
             applied_scales: (1.0, 1.0),
+            base_link_mass,
+            applied_link_scale: 1.0,
             base_mass,
             base_damping: robot.actuators.iter().map(|a| a.damping).collect(),
             base_kp: state.kp.clone(),
@@ -284,6 +303,22 @@ impl TaskRunner {
             for &(c, m) in &self.base_mass {
                 if let Some(collider) = physics.colliders.get_mut(c) {
                     collider.set_mass(m * mass as f32);
+                }
+            }
+        }
+        let link_scale = self.uniform(r.link_mass_scale);
+        if link_scale != self.applied_link_scale {
+            self.applied_link_scale = link_scale;
+            let s = link_scale as f32;
+            let physics = world.physics_mut();
+            for (body, base) in &self.base_link_mass {
+                if let Some(rb) = physics.bodies.get_mut(*body) {
+                    let mut props = *base;
+                    props.inv_mass = base.inv_mass / s;
+                    props.inv_principal_inertia = base.inv_principal_inertia / s;
+                    rb.set_additional_mass_properties(props, true);
+                    // Effective now, not only from the next step on.
+                    rb.recompute_mass_properties_from_colliders(&physics.colliders);
                 }
             }
         }

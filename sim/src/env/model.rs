@@ -243,6 +243,8 @@ pub struct RandomizeModel {
     pub placements: Vec<PlacementModel>,
     /// Prop mass scale range.
     pub object_mass_scale: [f64; 2],
+    /// Robot link mass (and inertia) scale range.
+    pub link_mass_scale: [f64; 2],
     /// Friction scale range.
     pub friction_scale: [f64; 2],
     /// Joint damping scale range.
@@ -1126,6 +1128,7 @@ fn randomize_model(ctx: &Ctx, r: &RandomizeFile, dt_secs: f64) -> Result<Randomi
             r.object_mass_scale,
             true,
         )?,
+        link_mass_scale: range(ctx, "randomize.link_mass_scale", r.link_mass_scale, true)?,
         friction_scale: range(ctx, "randomize.friction_scale", r.friction_scale, false)?,
         joint_damping_scale: range(
             ctx,

@@ -382,7 +382,7 @@ fn the_scripted_expert_picks_and_places_the_brick() {
 #[test]
 fn randomisation_is_seeded_and_changes_parameters() {
     let text = cartpole_task(
-        "[task.randomize]\nfriction_scale = [0.5, 1.5]\nactuator_gain_scale = [0.5, 2.0]\njoint_damping_scale = [0.0, 3.0]\ninitial_joint_offset = 0.05",
+        "[task.randomize]\nfriction_scale = [0.5, 1.5]\nlink_mass_scale = [0.5, 2.0]\nactuator_gain_scale = [0.5, 2.0]\njoint_damping_scale = [0.0, 3.0]\ninitial_joint_offset = 0.05",
     );
     let s = inline_scene(&text).unwrap();
     let sample = |seed: u64, stream: u64| {
@@ -396,13 +396,26 @@ fn randomisation_is_seeded_and_changes_parameters() {
             .iter()
             .map(|(_, c)| c.friction().to_bits())
             .collect();
-        (obs, friction, w.robots[0].kp.clone())
+        let masses: Vec<u32> = w.robots[0]
+            .link_bodies
+            .iter()
+            .flatten()
+            .map(|&b| w.physics().bodies[b].mass().to_bits())
+            .collect();
+        (obs, friction, w.robots[0].kp.clone(), masses)
     };
     assert_eq!(sample(1, 0), sample(1, 0));
     let (a, b) = (sample(1, 0), sample(1, 1));
     assert_ne!(a.0, b.0);
     assert_ne!(a.1, b.1);
     assert_ne!(a.2, b.2);
+    assert_ne!(a.3, b.3);
+    // The cart weighs 1 kg in the URDF; its mass is scaled within [0.5, 2] kg.
+    let (_, _, _, masses) = sample(1, 3);
+    assert!(masses.iter().any(|&m| {
+        let m = f32::from_bits(m);
+        (0.5..=2.0).contains(&m) && m != 1.0
+    }));
 }
 
 #[test]
