@@ -563,7 +563,47 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     if args.json {
         crate::print_json(&summary)?;
     } else {
-        eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        eprintln!("scene        {} ({})", scene.name, scene.source.display());
+        eprintln!(
+            "trained      {}, {} env steps in {:.1} s ({envs} worlds, {threads} threads)",
+            match settings.algorithm {
+                Algorithm::Ppo => "PPO",
+                Algorithm::Bc => "behaviour cloning",
+            },
+            summary["env_steps"],
+            f(&summary["wall_secs"])
+        );
+        if let Some(t) = target {
+            eprintln!(
+                "target       success {t}: {}",
+                if summary["reached_target"] == true {
+                    format!(
+                        "reached after {} env steps, {:.1} s",
+                        summary["steps_to_target"],
+                        f(&summary["secs_to_target"])
+                    )
+                } else {
+                    "not reached".into()
+                }
+            );
+        }
+        let last = &summary["final"];
+        eprintln!(
+            "evaluation   {} episodes: success {:.1}%, mean return {:.3}",
+            last["episodes"],
+            100.0 * f(&last["success_rate"]),
+            f(&last["mean_return"])
+        );
+        eprintln!(
+            "checkpoint   {}",
+            summary["checkpoint"].as_str().unwrap_or_default()
+        );
+        eprintln!(
+            "curves       {} and {}",
+            args.out.join("learning_curve.csv").display(),
+            args.out.join("training.rrd").display()
+        );
     }
     Ok(())
 }
