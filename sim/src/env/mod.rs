@@ -422,7 +422,8 @@ impl TaskRunner {
             // The state is finite right after a reset.
             let _ = filter.reset(&view);
         }
-        self.observe(world, observation);
+        // `self.data` holds the kinematics of the reset state (computed above).
+        self.write_observation(world, observation);
     }
 
     fn world_from_root(&self, world: &World) -> Isometry3<f64> {
@@ -658,7 +659,8 @@ impl TaskRunner {
             reward = 0.0;
         }
         self.episode_return += reward;
-        self.observe(world, observation);
+        // `self.data` holds the kinematics of the state after the step (computed above).
+        self.write_observation(world, observation);
         StepOutcome {
             reward: reward as f32,
             terminated,
@@ -720,10 +722,18 @@ impl TaskRunner {
 
     /// Writes the current observation.
     pub fn observe(&mut self, world: &World, observation: &mut [f32]) {
+        let state = &world.robots[self.task.robot];
+        self.task
+            .tree
+            .forward_kinematics(&state.position, &mut self.data);
+        self.write_observation(world, observation);
+    }
+
+    /// Writes the observation from the kinematics already in `self.data` (forward kinematics
+    /// of the current joint state: `reset` and `finish_step` have just computed it).
+    fn write_observation(&mut self, world: &World, observation: &mut [f32]) {
         let task = self.task.clone();
         let state = &world.robots[task.robot];
-        task.tree
-            .forward_kinematics(&state.position, &mut self.data);
         let world_from_root = self.world_from_root(world);
         let root_from_world = world_from_root.inverse();
         let mut i = 0;
