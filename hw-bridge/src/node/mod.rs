@@ -472,4 +472,4 @@ impl PublisherWatch {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
