@@ -76,6 +76,19 @@ impl DeployObserver for NoObserver {
     fn event(&mut self, _: u64, _: &str) {}
 }
 
+/// What starts a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A fixed-rate clock: cycle `k` starts at `t0 + k · period`, whatever the robot does.
+    #[default]
+    Clock,
+    /// Each new state message starts a cycle at once (as a controller triggered by its
+    /// hardware's read); a period without one counts as a cycle with a stale state, so the
+    /// watchdog works as with the clock.
+    State,
+}
+
 /// Everything the loop needs to know about the robot and the run.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
@@ -93,6 +106,8 @@ pub struct DeployConfig {
     pub stale_cycles: u32,
     /// Stale for this many more cycles: stop.
     pub hold_cycles: u32,
+    /// What starts a cycle.
+    pub trigger: Trigger,
     /// How long to wait for the first state before giving up.
     pub startup_timeout: Duration,
     /// Run length; `None` runs until stopped.
@@ -490,9 +505,14 @@ pub fn run(
     let mut stale = 0u64;
     let mut holding = false;
     let start = Instant::now();
+    let mut cycle_start: Option<Instant> = None;
     let mut k: u64 = 0;
     loop {
-        if max_cycles.is_some_and(|m| k >= m) {
+        let over = match config.trigger {
+            Trigger::Clock => max_cycles.is_some_and(|m| k >= m),
+            Trigger::State => config.duration.is_some_and(|d| start.elapsed() >= d),
+        };
+        if over {
             report.exit = ExitReason::Duration;
             break;
         }
@@ -500,18 +520,36 @@ pub fn run(
             report.exit = ExitReason::Interrupted;
             break;
         }
-        // 1. Wait for the deadline.
+        // 1. Wait for the deadline (clock), or for a state within a period (state trigger).
         let deadline = start + period.mul_f64(k as f64);
-        sleep_until(deadline, config.spin);
-        let woke = Instant::now();
-        let late = woke.saturating_duration_since(deadline);
-        lateness.push(late.as_nanos() as u64);
-        let time_secs = (deadline - start).as_secs_f64();
+        let (newer, time_secs) = match config.trigger {
+            Trigger::Clock => {
+                sleep_until(deadline, config.spin);
+                let woke = Instant::now();
+                lateness.push(woke.saturating_duration_since(deadline).as_nanos() as u64);
+                let newer = state_sub
+                    .slot()
+                    .take_newer(last_state_counter, &mut state_buf);
+                (newer, (deadline - start).as_secs_f64())
+            }
+            Trigger::State => {
+                let timeout = cycle_start.map_or(deadline, |t: Instant| t + period);
+                let newer = state_sub
+                    .slot()
+                    .wait_newer(last_state_counter, timeout, &mut state_buf);
+                let woke = Instant::now();
+                // Jitter here is the reaction time: from the sample's arrival to the wake-up.
+                let since = newer.map_or(woke, |info| info.arrived);
+                lateness.push(woke.saturating_duration_since(since).as_nanos() as u64);
+                cycle_start = Some(woke);
+                (newer, (woke - start).as_secs_f64())
+            }
+        };
         report.cycles += 1;
 
         // 2. State.
         let mut fresh = false;
-        if let Some(info) = state_sub.slot().take_newer(last_state_counter, &mut state_buf) {
+        if let Some(info) = newer {
             last_state_counter = info.counter;
             if !info.has_attachment {
                 report.states_without_attachment += 1;
@@ -683,6 +721,10 @@ pub fn run(
         }
         report.commands_sent += 1;
 
+        if config.trigger == Trigger::State {
+            k += 1;
+            continue;
+        }
         // Deadline bookkeeping: work that ran past the next deadline, and deadlines skipped.
         let next = start + period.mul_f64((k + 1) as f64);
         let now = Instant::now();

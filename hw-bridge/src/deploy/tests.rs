@@ -30,6 +30,7 @@ fn config(rate_hz: f64, duration_secs: Option<f64>) -> DeployConfig {
         rate_hz,
         stale_cycles: 5,
         hold_cycles: 10,
+        trigger: Trigger::Clock,
         startup_timeout: Duration::from_secs(20),
         duration: duration_secs.map(Duration::from_secs_f64),
         dry_run: false,
@@ -354,6 +355,32 @@ fn an_estop_message_latches_a_stop() {
     let commands = robot.commands.lock().unwrap();
     let tail: Vec<&Vec<f64>> = commands.iter().rev().take(10).map(|(_, c)| c).collect();
     assert!(tail.windows(2).all(|w| w[0] == w[1]), "{tail:?}");
+    node.close();
+}
+
+#[test]
+fn a_state_triggered_loop_answers_each_state() {
+    let port = free_port();
+    let robot = FakeRobot::start(port);
+    let mut node = client(port);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut source = Ramp { seen: seen.clone() };
+    let mut cfg = config(100.0, Some(0.5));
+    cfg.trigger = Trigger::State;
+    let report = run(
+        &mut node,
+        &cfg,
+        safety(100.0),
+        None,
+        &mut source,
+        &mut NoObserver,
+        &Stopper::default(),
+    )
+    .unwrap();
+    assert_eq!(report.exit, ExitReason::Duration, "{}", report.message);
+    // The robot publishes every 5 ms: nearly every cycle had a fresh state.
+    assert!(report.states_accepted + 5 >= report.cycles, "{report:?}");
+    assert!(!robot.commands.lock().unwrap().is_empty());
     node.close();
 }
 

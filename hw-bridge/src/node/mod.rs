@@ -369,6 +369,7 @@ impl<M: RosMessage> RosPublisher<M> {
 #[derive(Default)]
 pub struct LatestSlot {
     inner: Mutex<SlotData>,
+    arrived: std::sync::Condvar,
     /// Samples received in total.
     received: AtomicU64,
 }
@@ -403,6 +404,32 @@ impl LatestSlot {
             slot.arrived = Some(Instant::now());
             slot.has_attachment = has_attachment;
         }
+        self.arrived.notify_all();
+    }
+
+    /// Blocks until a sample newer than `last_counter` is there or `deadline` passes, then
+    /// behaves as [`LatestSlot::take_newer`].
+    pub fn wait_newer(
+        &self,
+        last_counter: u64,
+        deadline: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<SampleInfo> {
+        let mut slot = self.inner.lock().ok()?;
+        while slot.counter <= last_counter {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            slot = self.arrived.wait_timeout(slot, deadline - now).ok()?.0;
+        }
+        let arrived = slot.arrived?;
+        std::mem::swap(&mut slot.bytes, buf);
+        Some(SampleInfo {
+            counter: slot.counter,
+            arrived,
+            has_attachment: slot.has_attachment,
+        })
     }
 
     /// When a sample newer than `last_counter` is there, swaps its bytes into `buf` (whose old
