@@ -10,6 +10,7 @@
 //! automatically with freshly sampled randomisation. Nothing allocates per step; the same seed
 //! gives the same rollouts for any thread count (each world has its own random stream).
 
+pub mod agent;
 pub mod file;
 pub mod model;
 
@@ -718,6 +719,41 @@ impl TaskRunner {
             self.reset(world, observation);
         }
         outcome
+    }
+
+    /// The command the last action asks for, one value per DoF of the task robot, before the
+    /// control latency and the safety filter (what a deploy loop sends to hardware).
+    pub fn command(&self) -> &[f64] {
+        &self.command_now
+    }
+
+    /// Makes the agent's state start from the robot's measured joints (as a reset does, without
+    /// randomising anything): joint targets and commands at the measured positions, the tool
+    /// command and held orientation at the measured tool pose, actions zero.
+    pub fn sync_to_measured(&mut self, world: &World) {
+        let task = self.task.clone();
+        let state = &world.robots[task.robot];
+        self.joint_targets.copy_from_slice(&state.position);
+        for d in 0..self.command_now.len() {
+            self.command_now[d] = match self.scene.robots[task.robot].actuators[d].mode {
+                CommandMode::Position => state.position[d],
+                CommandMode::Velocity | CommandMode::Torque => 0.0,
+            };
+        }
+        task.tree.forward_kinematics(&state.position, &mut self.data);
+        if let ActionKind::ToolDelta { frame, .. } = &task.action {
+            let pose = task.tree.frame_pose(*frame, &self.data);
+            self.tool_cmd = pose.translation.vector;
+            self.tool_rotation = pose.rotation;
+        }
+        self.action.fill(0.0);
+        self.previous_action.fill(0.0);
+    }
+
+    /// Sets the episode's target (in the robot's root frame), as a deploy does instead of
+    /// drawing it.
+    pub fn set_target_in_root(&mut self, target: [f64; 3]) {
+        self.target_in_root = Vector3::from(target);
     }
 
     /// Writes the current observation.
