@@ -5,6 +5,7 @@
 //! cannot fail on user input. Per-step state lives in [`crate::world::World`], never here.
 
 pub mod file;
+mod overlay;
 #[cfg(test)]
 mod tests;
 
@@ -283,6 +284,41 @@ impl Scene {
             source,
         })?;
         let file = parse(path, &text)?;
+        Self::from_file(path, &text, file, packages)
+    }
+
+    /// Loads a scene with overlays applied in order (see the overlay format in
+    /// `sim/src/scene/overlay.rs` and docs/scenes.md): tables merge key by key, robots are
+    /// addressed by name. The content hash covers the merged scene, so a policy trained with an
+    /// overlay is told apart from one trained without. No overlays is [`Scene::load`].
+    pub fn load_with_overlays(
+        path: &Path,
+        overlays: &[std::path::PathBuf],
+        packages: &PackagePaths,
+    ) -> Result<Self, SimError> {
+        if overlays.is_empty() {
+            return Self::load(path, packages);
+        }
+        let (_, mut table) = overlay::read_table(path)?;
+        for overlay_path in overlays {
+            let (_, changes) = overlay::read_table(overlay_path)?;
+            overlay::apply(&mut table, changes, overlay_path)?;
+        }
+        let text = toml::to_string(&table).map_err(|e| {
+            SimError::scene(path, "overlay", format!("cannot write the merged scene: {e}"))
+        })?;
+        let file: file::SceneFile = toml::Value::Table(table).try_into().map_err(
+            |e: toml::de::Error| {
+                SimError::scene(
+                    path,
+                    "overlay",
+                    format!(
+                        "the scene with overlays {overlays:?} is not a valid scene: {}",
+                        e.message()
+                    ),
+                )
+            },
+        )?;
         Self::from_file(path, &text, file, packages)
     }
 
