@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::cdr::RosMessage;
 use crate::msgs::sensor_msgs::JointState;
-use crate::msgs::std_msgs::{Bool, Float64MultiArray};
+use crate::msgs::std_msgs::{Bool, Float64MultiArray, StringMsg};
 use crate::msgs::trajectory_msgs::JointTrajectory;
 
 const JOINT_STATE_HASH: &str =
@@ -275,10 +275,14 @@ fn jazzy_profile_knows_the_bridge_messages() {
         profile.hash_of::<Bool>().unwrap().to_string(),
         "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9"
     );
-    let err = profile.get("std_msgs/msg/String").unwrap_err();
+    assert_eq!(
+        profile.hash_of::<StringMsg>().unwrap().to_string(),
+        "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18"
+    );
+    let err = profile.get("std_msgs/msg/Int32").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no type hash for `std_msgs/msg/String` in the jazzy profile; add it to the configuration"
+        "no type hash for `std_msgs/msg/Int32` in the jazzy profile; add it to the configuration"
     );
 }
 

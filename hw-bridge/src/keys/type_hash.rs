@@ -131,11 +131,13 @@ impl fmt::Display for RosDistro {
 }
 
 /// Jazzy RIHS01 hashes of the messages the bridge speaks. The first three are from the rmw_zenoh
-/// wire reference; all four match `rosbags` 0.11.9's `hash_rihs01` (recorded in the golden
+/// wire reference; the first four match `rosbags` 0.11.9's `hash_rihs01` (recorded in the golden
 /// vectors and checked by a test). `std_msgs/msg/Bool` was not in the reference: its hash comes
 /// from rosbags and agrees with several independent public ROS 2 client libraries; it has not
-/// been seen on a live system.
-const JAZZY_HASHES: [(&str, TypeHash); 4] = [
+/// been seen on a live system. `std_msgs/msg/String` (recorded status and annotation topics) is
+/// the `chatter` example of rmw_zenoh's design document (`docs/design.md`, key expressions and
+/// liveliness tokens of `demo_nodes_cpp`) and equals rosbags 0.11.9's `hash_rihs01`.
+const JAZZY_HASHES: [(&str, TypeHash); 5] = [
     (
         "sensor_msgs/msg/JointState",
         TypeHash::rihs01_const(
@@ -160,6 +162,12 @@ const JAZZY_HASHES: [(&str, TypeHash); 4] = [
             "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9",
         ),
     ),
+    (
+        "std_msgs/msg/String",
+        TypeHash::rihs01_const(
+            "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18",
+        ),
+    ),
 ];
 
 /// Which type hash to put in key expressions, per ROS type name: the distribution's defaults plus
@@ -167,8 +175,8 @@ const JAZZY_HASHES: [(&str, TypeHash); 4] = [
 ///
 /// - Humble: `TypeHashNotSupported` for every type.
 /// - Jazzy: the built-in hashes of `sensor_msgs/msg/JointState`,
-///   `trajectory_msgs/msg/JointTrajectory`, `std_msgs/msg/Float64MultiArray` and
-///   `std_msgs/msg/Bool`; any other type needs an override.
+///   `trajectory_msgs/msg/JointTrajectory`, `std_msgs/msg/Float64MultiArray`,
+///   `std_msgs/msg/Bool` and `std_msgs/msg/String`; any other type needs an override.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeHashProfile {
     distro: RosDistro,

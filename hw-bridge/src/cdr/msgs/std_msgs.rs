@@ -1,5 +1,6 @@
-//! `std_msgs`: the header every stamped message starts with, the boolean flag and the
-//! `float64` multi-array that ros2_control's forward command controllers take.
+//! `std_msgs`: the header every stamped message starts with, the boolean flag, the string (status
+//! text, episode annotations) and the `float64` multi-array that ros2_control's forward command
+//! controllers take.
 
 use super::builtin_interfaces::Time;
 use crate::cdr::{CdrError, CdrReader, CdrWriter, RosMessage};
@@ -46,6 +47,27 @@ impl RosMessage for Bool {
     fn read_fields_into(&mut self, r: &mut CdrReader<'_>) -> Result<(), CdrError> {
         self.data = r.read_bool("data")?;
         Ok(())
+    }
+}
+
+/// `std_msgs/msg/String`: one UTF-8 string (the type of the ROS 2 `chatter` demo, and of status
+/// or annotation topics).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct StringMsg {
+    /// The text.
+    pub data: String,
+}
+
+impl RosMessage for StringMsg {
+    const ROS_TYPE_NAME: &'static str = "std_msgs/msg/String";
+    const DDS_TYPE_NAME: &'static str = "std_msgs::msg::dds_::String_";
+
+    fn write_fields(&self, w: &mut CdrWriter<'_>) {
+        w.write_string(&self.data);
+    }
+
+    fn read_fields_into(&mut self, r: &mut CdrReader<'_>) -> Result<(), CdrError> {
+        r.read_string_into("data", &mut self.data)
     }
 }
 
@@ -130,5 +152,55 @@ impl RosMessage for Float64MultiArray {
     fn read_fields_into(&mut self, r: &mut CdrReader<'_>) -> Result<(), CdrError> {
         r.read_message_into("layout", &mut self.layout)?;
         r.read_f64_seq_into("data", &mut self.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StringMsg;
+    use crate::cdr::{CdrError, Endianness, RosMessage};
+
+    #[test]
+    fn string_msg_round_trips_and_matches_the_wire_layout() {
+        let msg = StringMsg {
+            data: "hello".to_owned(),
+        };
+        let mut buf = Vec::new();
+        msg.encode_into(&mut buf);
+        // Encapsulation, uint32 length counting the NUL, the bytes, the NUL.
+        assert_eq!(
+            buf,
+            [0, 1, 0, 0, 6, 0, 0, 0, b'h', b'e', b'l', b'l', b'o', 0]
+        );
+        assert_eq!(StringMsg::decode(&buf), Ok(msg.clone()));
+
+        let mut big = Vec::new();
+        msg.encode_into_with(&mut big, Endianness::Big);
+        assert_eq!(StringMsg::decode(&big), Ok(msg));
+
+        let unicode = StringMsg {
+            data: "Greifer geöffnet ✓".to_owned(),
+        };
+        unicode.encode_into(&mut buf);
+        assert_eq!(StringMsg::decode(&buf), Ok(unicode));
+
+        let empty = StringMsg::default();
+        empty.encode_into(&mut buf);
+        assert_eq!(buf, [0, 1, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(StringMsg::decode(&buf), Ok(empty));
+    }
+
+    #[test]
+    fn string_msg_names_follow_ros_conventions() {
+        assert_eq!(StringMsg::ROS_TYPE_NAME, "std_msgs/msg/String");
+        assert_eq!(StringMsg::DDS_TYPE_NAME, "std_msgs::msg::dds_::String_");
+    }
+
+    #[test]
+    fn string_msg_without_its_nul_is_an_error_naming_the_field() {
+        let bytes = [0, 1, 0, 0, 2, 0, 0, 0, b'h', b'i'];
+        let err = StringMsg::decode(&bytes).unwrap_err();
+        assert!(matches!(err, CdrError::MissingNul { .. }), "{err}");
+        assert_eq!(err.field(), "data");
     }
 }
