@@ -770,12 +770,18 @@ fn train_ppo(
         "last_eval_success_rate": last_eval,
         "final": stats.json(),
         "ppo": config,
+        "scene_path": scene_path(&args.scene),
     });
     let checkpoint = ppo.save(args.out.join("policy"), scene_ref, results.clone())?;
     let mut out = results;
     out["checkpoint"] = json!(checkpoint);
     out["curve_csv"] = json!(args.out.join("learning_curve.csv"));
     Ok(out)
+}
+
+/// The scene file as an absolute path, so `rivet deploy` finds it from the checkpoint alone.
+fn scene_path(path: &std::path::Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn train_behaviour_cloning(
@@ -912,6 +918,7 @@ fn train_behaviour_cloning(
         "train_loss": result.train_loss,
         "val_loss": result.val_loss,
         "final": stats.json(),
+        "scene_path": scene_path(&args.scene),
     });
     let checkpoint = result.save(args.out.join("policy"), scene_ref, results.clone())?;
     let mut out = results;

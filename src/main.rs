@@ -1,6 +1,7 @@
 //! `rivet`: the command-line front end. It wires the crates together: scenes and physics from
 //! `rivet-sim`, controllers from `rivet-control`, and (as later commands land) learning from
-//! `rivet-policies` and robots from `rivet-hw-bridge`.
+//! `rivet-policies`, and robots (deploy, the simulator served as a robot) from
+//! `rivet-hw-bridge`.
 //!
 //! Every command that reports results accepts `--json` and then prints exactly one JSON object
 //! on stdout; human-readable output and progress bars go to stderr.
@@ -8,7 +9,10 @@
 mod bench;
 mod bench_learn;
 mod check;
+mod deploy;
+mod episode;
 mod learn;
+mod robot;
 mod run;
 
 use std::path::PathBuf;
@@ -62,6 +66,11 @@ enum Command {
     Train(learn::TrainArgs),
     /// Evaluate a trained policy on a scene's task.
     Eval(learn::EvalArgs),
+    /// Run a policy or controller on a robot over zenoh (ROS 2's rmw_zenoh wire format),
+    /// through the safety filter, recording the episode as MCAP and .rrd.
+    Deploy(deploy::DeployArgs),
+    /// The simulator as a robot: `rivet robot serve <scene>`.
+    Robot(robot::RobotArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +91,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Train(args) => learn::train(args),
         Command::Eval(args) => learn::eval(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Robot(args) => robot::robot(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 mod alloc;
 mod cli;
 mod control;
+mod deploy;
 mod determinism;
 mod learn;
 mod robots;

@@ -40,7 +40,9 @@ use crate::msgs::builtin_interfaces::{Duration as RosDuration, Time};
 use crate::msgs::sensor_msgs::JointState;
 use crate::msgs::std_msgs::{Bool, Float64MultiArray};
 use crate::msgs::trajectory_msgs::{JointTrajectory, JointTrajectoryPoint};
-use crate::node::{LatestSubscriber, NodeError, PublisherWatch, RosNode, RosPublisher, unix_time_ns};
+use crate::node::{
+    LatestSubscriber, NodeError, PublisherWatch, RosNode, RosPublisher, unix_time_ns,
+};
 use crate::profile::CommandKind;
 
 /// What computes commands: a policy, a controller.
@@ -304,11 +306,7 @@ struct Measured {
 
 impl Measured {
     /// Validates `msg` and copies its values in; on error leaves the old values.
-    fn accept(
-        &mut self,
-        msg: &JointState,
-        joints: &[(String, usize)],
-    ) -> Result<(), RejectKind> {
+    fn accept(&mut self, msg: &JointState, joints: &[(String, usize)]) -> Result<(), RejectKind> {
         let n = msg.name.len();
         if msg.position.len() != n
             || !(msg.velocity.is_empty() || msg.velocity.len() == n)
@@ -390,7 +388,11 @@ pub fn run(
     let state_sub: LatestSubscriber = node.subscribe_latest::<JointState>(&config.state_topic)?;
     let estop_sub: LatestSubscriber = node.subscribe_latest::<Bool>(&config.estop_topic)?;
     let watch: PublisherWatch = node.watch_publishers::<JointState>(&config.state_topic)?;
-    let names: Vec<String> = config.command_joints.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<String> = config
+        .command_joints
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
     let mut out = if config.dry_run {
         CommandOut::DryRun
     } else {
@@ -458,7 +460,10 @@ pub fn run(
             report.message = "interrupted before the first state arrived".into();
             return Ok(report);
         }
-        if let Some(info) = state_sub.slot().take_newer(last_state_counter, &mut state_buf) {
+        if let Some(info) = state_sub
+            .slot()
+            .take_newer(last_state_counter, &mut state_buf)
+        {
             last_state_counter = info.counter;
             observer.state(unix_time_ns(), &state_buf);
             match decode_and_accept(&mut state_msg, &state_buf, &mut measured, config) {
@@ -496,9 +501,8 @@ pub fn run(
     let max_cycles = config
         .duration
         .map(|d| (d.as_secs_f64() * config.rate_hz).round() as u64);
-    let mut lateness: Vec<u64> = Vec::with_capacity(
-        max_cycles.map_or(1 << 16, |c| c.min(1 << 24) as usize),
-    );
+    let mut lateness: Vec<u64> =
+        Vec::with_capacity(max_cycles.map_or(1 << 16, |c| c.min(1 << 24) as usize));
     let mut command = vec![0.0; n];
     let mut last_sent = vec![0.0; n];
     let mut sent_any = false;
@@ -534,9 +538,10 @@ pub fn run(
             }
             Trigger::State => {
                 let timeout = cycle_start.map_or(deadline, |t: Instant| t + period);
-                let newer = state_sub
-                    .slot()
-                    .wait_newer(last_state_counter, timeout, &mut state_buf);
+                let newer =
+                    state_sub
+                        .slot()
+                        .wait_newer(last_state_counter, timeout, &mut state_buf);
                 let woke = Instant::now();
                 // Jitter here is the reaction time: from the sample's arrival to the wake-up.
                 let since = newer.map_or(woke, |info| info.arrived);
@@ -572,7 +577,10 @@ pub fn run(
         stale = if fresh { 0 } else { stale + 1 };
 
         // 3. E-stop.
-        if let Some(_info) = estop_sub.slot().take_newer(last_estop_counter, &mut estop_buf) {
+        if let Some(_info) = estop_sub
+            .slot()
+            .take_newer(last_estop_counter, &mut estop_buf)
+        {
             last_estop_counter = _info.counter;
             let stop = match Bool::decode(&estop_buf) {
                 Ok(b) => b.data,
@@ -669,9 +677,9 @@ pub fn run(
         } else {
             source.command(time_secs, &measured.view(), &mut command);
             // DoFs the message does not carry: hold them (keeps the filter's state quiet).
-            for d in 0..n {
-                if !config.command_joints.iter().any(|(_, c)| *c == d) {
-                    command[d] = match mode {
+            for (d, c) in command.iter_mut().enumerate() {
+                if !config.command_joints.iter().any(|(_, j)| *j == d) {
+                    *c = match mode {
                         CommandMode::Position => measured.position[d],
                         _ => 0.0,
                     };
@@ -708,7 +716,11 @@ pub fn run(
                 observer.command(now_ns, bytes);
             }
             CommandOut::DryRun => {
-                let values: Vec<f64> = config.command_joints.iter().map(|(_, d)| command[*d]).collect();
+                let values: Vec<f64> = config
+                    .command_joints
+                    .iter()
+                    .map(|(_, d)| command[*d])
+                    .collect();
                 let msg = Float64MultiArray {
                     data: values.clone(),
                     ..Default::default()

@@ -81,10 +81,13 @@ enum Send {
     Nothing,
 }
 
+/// Commands the stand-in robot received, with when.
+type Received = Arc<Mutex<Vec<(Instant, Vec<f64>)>>>;
+
 struct FakeRobot {
     stop: Arc<AtomicBool>,
     mode: Arc<Mutex<Send>>,
-    commands: Arc<Mutex<Vec<(Instant, Vec<f64>)>>>,
+    commands: Received,
     thread: Option<std::thread::JoinHandle<RosNode>>,
 }
 
@@ -199,7 +202,10 @@ fn commands_follow_the_source_through_the_safety_filter() {
     assert_eq!(report.states_rejected.total(), 0);
     // The state was mapped by name (the robot sends b, a, extra).
     assert_eq!(seen.lock().unwrap()[0], [0.1, 0.0]);
-    assert!(report.safety_limited_cycles > 0, "joint b's command is clipped");
+    assert!(
+        report.safety_limited_cycles > 0,
+        "joint b's command is clipped"
+    );
     std::thread::sleep(Duration::from_millis(100));
     let commands = robot.commands.lock().unwrap();
     assert!(!commands.is_empty());
@@ -249,10 +255,22 @@ fn malformed_states_are_rejected_and_the_robot_is_held_then_stopped() {
     handle.join().unwrap();
     assert_eq!(report.exit, ExitReason::StateStale, "{}", report.message);
     let r = report.states_rejected;
-    assert!(r.malformed > 0 && r.non_finite > 0 && r.wrong_size > 0, "{r:?}");
+    assert!(
+        r.malformed > 0 && r.non_finite > 0 && r.wrong_size > 0,
+        "{r:?}"
+    );
     // The source never saw a bad state: every position it saw is finite and the good value.
-    assert!(seen.lock().unwrap().iter().all(|p| p.iter().all(|x| x.is_finite())));
-    assert!(report.hold_cycles >= 20, "held before stopping: {}", report.hold_cycles);
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|p| p.iter().all(|x| x.is_finite()))
+    );
+    assert!(
+        report.hold_cycles >= 20,
+        "held before stopping: {}",
+        report.hold_cycles
+    );
     assert!(report.stops.iter().any(|s| s.kind == "hold"));
     assert_eq!(report.stops.last().unwrap().kind, "stop");
     // While holding, position commands repeat the last one sent.
@@ -293,7 +311,12 @@ fn a_robot_that_dies_stops_the_loop_within_two_cycles() {
     )
     .unwrap();
     let _robot = killer.join().unwrap();
-    assert_eq!(report.exit, ExitReason::StatePublisherLost, "{}", report.message);
+    assert_eq!(
+        report.exit,
+        ExitReason::StatePublisherLost,
+        "{}",
+        report.message
+    );
     // Each cycle after the last valid state commanded from that old state; the loop noticed
     // the robot was gone within two.
     assert!(
@@ -407,7 +430,11 @@ fn no_state_means_no_command() {
     .unwrap();
     assert_eq!(report.exit, ExitReason::NoInitialState);
     assert_eq!(report.commands_sent, 0);
-    assert!(report.message.contains("/joint_states"), "{}", report.message);
+    assert!(
+        report.message.contains("/joint_states"),
+        "{}",
+        report.message
+    );
     std::thread::sleep(Duration::from_millis(50));
     assert!(robot.commands.lock().unwrap().is_empty());
     node.close();

@@ -38,9 +38,8 @@ use zenoh::sample::SampleKind;
 
 use crate::cdr::RosMessage;
 use crate::keys::{
-    Attachment, DomainId, Endpoint, EndpointKind, EntityId, Gid, KeyError, Namespace,
-    NodeIdentity, NodeName, QosProfile, TopicName, TypeHashProfile, Zid,
-    liveliness_subscription_key_expr,
+    Attachment, DomainId, Endpoint, EndpointKind, EntityId, Gid, KeyError, Namespace, NodeIdentity,
+    NodeName, QosProfile, TopicName, TypeHashProfile, Zid, liveliness_subscription_key_expr,
 };
 
 /// A zenoh or naming failure of the node.

@@ -53,8 +53,7 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 fn joint_state_crosses_loopback_with_attachment_and_liveliness() {
     let port = free_port();
     let mut robot = RosNode::open(loopback_config(Some(port), None), settings("robot")).unwrap();
-    let mut client =
-        RosNode::open(loopback_config(None, Some(port)), settings("client")).unwrap();
+    let mut client = RosNode::open(loopback_config(None, Some(port)), settings("client")).unwrap();
     let topic = TopicName::new("/joint_states").unwrap();
     let subscriber = client.subscribe_latest::<JointState>(&topic).unwrap();
     let watch = client.watch_publishers::<JointState>(&topic).unwrap();

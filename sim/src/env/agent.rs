@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use rivet_control::CommandMode;
 
-use super::model::{ActionKind, ObservationTerm};
 use super::TaskRunner;
+use super::model::{ActionKind, ObservationTerm};
 use crate::error::SimError;
 use crate::scene::Scene;
 use crate::world::{World, WorldOptions};

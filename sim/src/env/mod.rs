@@ -740,7 +740,8 @@ impl TaskRunner {
                 CommandMode::Velocity | CommandMode::Torque => 0.0,
             };
         }
-        task.tree.forward_kinematics(&state.position, &mut self.data);
+        task.tree
+            .forward_kinematics(&state.position, &mut self.data);
         if let ActionKind::ToolDelta { frame, .. } = &task.action {
             let pose = task.tree.frame_pose(*frame, &self.data);
             self.tool_cmd = pose.translation.vector;

@@ -305,20 +305,25 @@ impl Scene {
             overlay::apply(&mut table, changes, overlay_path)?;
         }
         let text = toml::to_string(&table).map_err(|e| {
-            SimError::scene(path, "overlay", format!("cannot write the merged scene: {e}"))
+            SimError::scene(
+                path,
+                "overlay",
+                format!("cannot write the merged scene: {e}"),
+            )
         })?;
-        let file: file::SceneFile = toml::Value::Table(table).try_into().map_err(
-            |e: toml::de::Error| {
-                SimError::scene(
-                    path,
-                    "overlay",
-                    format!(
-                        "the scene with overlays {overlays:?} is not a valid scene: {}",
-                        e.message()
-                    ),
-                )
-            },
-        )?;
+        let file: file::SceneFile =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    SimError::scene(
+                        path,
+                        "overlay",
+                        format!(
+                            "the scene with overlays {overlays:?} is not a valid scene: {}",
+                            e.message()
+                        ),
+                    )
+                })?;
         Self::from_file(path, &text, file, packages)
     }
 

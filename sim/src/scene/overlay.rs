@@ -50,7 +50,11 @@ pub(crate) fn read_table(path: &Path) -> Result<(String, Table), SimError> {
 }
 
 /// Applies `overlay` (read from `overlay_path`) to the scene table `scene`.
-pub(crate) fn apply(scene: &mut Table, overlay: Table, overlay_path: &Path) -> Result<(), SimError> {
+pub(crate) fn apply(
+    scene: &mut Table,
+    overlay: Table,
+    overlay_path: &Path,
+) -> Result<(), SimError> {
     for (key, value) in overlay {
         if key == "robot" {
             let Value::Table(robots) = value else {
@@ -141,7 +145,11 @@ mod tests {
             "a.toml",
             "[robot.cartpole.joints.hinge]\ndamping = 0.5\nfriction = 0.1\n",
         );
-        let b = write(&dir, "b.toml", "[robot.cartpole.joints.hinge]\ndamping = 0.25\n");
+        let b = write(
+            &dir,
+            "b.toml",
+            "[robot.cartpole.joints.hinge]\ndamping = 0.25\n",
+        );
         let packages = PackagePaths::default();
         let plain = Scene::load(&cartpole(), &packages).unwrap();
         let scene = Scene::load_with_overlays(&cartpole(), &[a, b], &packages).unwrap();
@@ -168,7 +176,10 @@ mod tests {
         let e = Scene::load_with_overlays(&cartpole(), &[unknown], &packages)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("u.toml") && e.contains("no robot named `arm`"), "{e}");
+        assert!(
+            e.contains("u.toml") && e.contains("no robot named `arm`"),
+            "{e}"
+        );
         let bad_value = write(
             &dir,
             "v.toml",
