@@ -28,6 +28,9 @@ pub enum BenchWhat {
     /// Learning throughput: env steps/s of a scene's task for 1, 8, 32 and 64 worlds, policy
     /// inference latency (batch 1 and 64) and PPO samples/s.
     Learn(crate::bench_learn::LearnArgs),
+    /// Hardware bridge latency over loopback zenoh: raw ping/pong vs the deploy loop's
+    /// state-in to command-out round trip (p50/p99/p99.9), and the clock loop's jitter.
+    Bridge(crate::bench_bridge::BridgeArgs),
 }
 
 /// Arguments of `rivet bench physics`.
@@ -70,6 +73,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Physics(a) => physics(a),
         BenchWhat::Control(a) => control(a),
         BenchWhat::Learn(a) => crate::bench_learn::learn(a),
+        BenchWhat::Bridge(a) => crate::bench_bridge::bridge(a),
     }
 }
 

@@ -7,6 +7,7 @@
 //! on stdout; human-readable output and progress bars go to stderr.
 
 mod bench;
+mod bench_bridge;
 mod bench_learn;
 mod check;
 mod deploy;

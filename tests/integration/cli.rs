@@ -247,6 +247,7 @@ fn every_command_has_help() {
         vec!["bench", "--help"],
         vec!["bench", "physics", "--help"],
         vec!["bench", "learn", "--help"],
+        vec!["bench", "bridge", "--help"],
         vec!["train", "--help"],
         vec!["eval", "--help"],
     ] {
@@ -256,5 +257,120 @@ fn every_command_has_help() {
             String::from_utf8_lossy(&out.stdout).contains("Usage"),
             "{args:?}"
         );
+    }
+}
+
+/// `rivet bench bridge --json`: one JSON object with every figure, for the sample counts asked.
+/// Checks the shape and that the figures are finite and positive, never the speed.
+#[test]
+fn bench_bridge_json_reports_every_figure() {
+    let out = rivet(
+        &[
+            "bench",
+            "bridge",
+            "--json",
+            "--samples",
+            "100",
+            "--warmup",
+            "10",
+            "--rates",
+            "200,1000",
+        ],
+        repo(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_stdout(&out);
+    assert_eq!(v["bench"], "bridge");
+    let command = v["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("rivet bench bridge") && command.contains("--samples 100"),
+        "{command}"
+    );
+    let positive = |x: &serde_json::Value, what: &str| {
+        let f = x
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what} is not a number: {x}"));
+        assert!(f.is_finite() && f > 0.0, "{what} = {f}");
+        f
+    };
+    for key in ["joint_state", "float64_multi_array", "rmw_zenoh_attachment"] {
+        positive(&v["payload_bytes"][key], key);
+    }
+    assert_eq!(v["payload_bytes"]["joints"], 6);
+    assert_eq!(v["payload_bytes"]["rmw_zenoh_attachment"], 33);
+    assert_eq!(v["warmup"], 10);
+    let rates: Vec<f64> = v["rates_hz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(rates, [200.0, 1000.0]);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (r, rate) in results.iter().zip(rates) {
+        assert_eq!(r["rate_hz"].as_f64(), Some(rate));
+        assert_eq!(r["samples"], 100);
+        for path in ["raw_zenoh", "bridge"] {
+            let p = &r[path];
+            assert_eq!(p["samples"], 100, "{path} at {rate} Hz");
+            let received = p["received"].as_u64().unwrap();
+            assert!(received > 0 && received <= 100, "{path}: {received}");
+            assert_eq!(received + p["lost"].as_u64().unwrap(), 100);
+            let mut last = 0.0;
+            for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
+                let x = positive(&p[q], &format!("{path}.{q} at {rate} Hz"));
+                assert!(x >= last, "{path}: percentiles must not decrease");
+                last = x;
+            }
+            positive(&p["mean_us"], "mean");
+        }
+        // Where the time goes: both raw legs, and the bridge's three stages.
+        for (path, stages) in [
+            ("raw_zenoh", &["ping_one_way", "pong_one_way"][..]),
+            (
+                "bridge",
+                &["state_to_loop", "loop_work", "command_to_robot"][..],
+            ),
+        ] {
+            let st = &r[path]["stages"];
+            assert!(st["samples"].as_u64().unwrap() > 0, "{path}: {st}");
+            for stage in stages {
+                for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
+                    let x = st[stage][q].as_f64().unwrap();
+                    assert!(x.is_finite() && x >= 0.0, "{path}.{stage}.{q} = {x}");
+                }
+            }
+        }
+        assert_eq!(r["bridge"]["loop"]["trigger"], "state");
+        assert!(r["bridge"]["loop"]["states_accepted"].as_u64().unwrap() > 0);
+        for q in ["p50", "p99", "p999"] {
+            positive(&r["ratio_bridge_over_raw"][q], q);
+        }
+        let c = &r["clock_loop"];
+        assert_eq!(c["cycles_asked"], 100);
+        let cycles = c["cycles"].as_u64().unwrap();
+        assert!(cycles > 0 && cycles <= 100, "{cycles} cycles");
+        assert!(c["deadline_misses"].as_u64().is_some());
+        for q in [
+            "jitter_p50_us",
+            "jitter_p99_us",
+            "jitter_p999_us",
+            "jitter_max_us",
+        ] {
+            let x = c[q].as_f64().unwrap();
+            assert!(x.is_finite() && x >= 0.0, "{q} = {x}");
+        }
+    }
+    // One round-trip goal per rate, the jitter goal at 1 kHz; each says met or not.
+    let goals = v["goals"].as_array().unwrap();
+    assert_eq!(goals.len(), 3, "{goals:?}");
+    for g in goals {
+        positive(&g["measured"], "goal measurement");
+        assert!(g["met"].is_boolean());
     }
 }
