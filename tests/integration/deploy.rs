@@ -11,6 +11,7 @@ use rivet_hw_bridge::keys::{DomainId, Namespace, NodeName, RosDistro, TopicName,
 use rivet_hw_bridge::msgs::sensor_msgs::JointState;
 use rivet_hw_bridge::msgs::std_msgs::Float64MultiArray;
 use rivet_hw_bridge::node::{NodeSettings, RosNode};
+use rivet_hw_bridge::profile::SessionSettings;
 use rivet_hw_bridge::record::EpisodeReader;
 use zenoh::Wait;
 
@@ -234,14 +235,9 @@ fn settings(name: &str) -> NodeSettings {
 fn the_served_robot_rejects_malformed_commands_and_holds() {
     let port = free_port();
     let robot = serve(port, &["--duration", "4"]);
-    let mut config = zenoh::Config::default();
-    for (k, v) in [
-        ("mode", "\"peer\"".to_owned()),
-        ("scouting/multicast/enabled", "false".to_owned()),
-        ("connect/endpoints", format!("[\"tcp/127.0.0.1:{port}\"]")),
-    ] {
-        config.insert_json5(k, &v).unwrap();
-    }
+    let config = SessionSettings::with_endpoints(vec![format!("tcp/127.0.0.1:{port}")], Vec::new())
+        .zenoh_config()
+        .unwrap();
     // The robot may still be starting: retry the connection for a while.
     let start = Instant::now();
     let mut node = loop {

@@ -504,6 +504,12 @@ pub fn run(
     let mut lateness: Vec<u64> =
         Vec::with_capacity(max_cycles.map_or(1 << 16, |c| c.min(1 << 24) as usize));
     let mut command = vec![0.0; n];
+    let mut commanded = vec![false; n];
+    for (_, d) in &config.command_joints {
+        if let Some(c) = commanded.get_mut(*d) {
+            *c = true;
+        }
+    }
     let mut last_sent = vec![0.0; n];
     let mut sent_any = false;
     let mut stale = 0u64;
@@ -678,7 +684,7 @@ pub fn run(
             source.command(time_secs, &measured.view(), &mut command);
             // DoFs the message does not carry: hold them (keeps the filter's state quiet).
             for (d, c) in command.iter_mut().enumerate() {
-                if !config.command_joints.iter().any(|(_, j)| *j == d) {
+                if !commanded[d] {
                     *c = match mode {
                         CommandMode::Position => measured.position[d],
                         _ => 0.0,

@@ -175,6 +175,25 @@ impl Drop for FakeRobot {
     }
 }
 
+/// Runs the loop at 100 Hz limits with no recording.
+fn run_loop(
+    node: &mut RosNode,
+    config: &DeployConfig,
+    source: &mut Ramp,
+    stopper: &Stopper,
+) -> DeployReport {
+    run(
+        node,
+        config,
+        safety(100.0),
+        None,
+        source,
+        &mut NoObserver,
+        stopper,
+    )
+    .unwrap()
+}
+
 fn client(port: u16) -> RosNode {
     RosNode::open(loopback_config(None, Some(port)), settings("rivet_deploy")).unwrap()
 }
@@ -186,16 +205,12 @@ fn commands_follow_the_source_through_the_safety_filter() {
     let mut node = client(port);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut source = Ramp { seen: seen.clone() };
-    let report = run(
+    let report = run_loop(
         &mut node,
         &config(100.0, Some(0.5)),
-        safety(100.0),
-        None,
         &mut source,
-        &mut NoObserver,
         &Stopper::default(),
-    )
-    .unwrap();
+    );
     assert_eq!(report.exit, ExitReason::Duration, "{}", report.message);
     assert_eq!(report.cycles, 50);
     assert_eq!(report.commands_sent, 50);
@@ -242,16 +257,7 @@ fn malformed_states_are_rejected_and_the_robot_is_held_then_stopped() {
             }
         })
     };
-    let report = run(
-        &mut node,
-        &cfg,
-        safety(100.0),
-        None,
-        &mut source,
-        &mut NoObserver,
-        &stopper,
-    )
-    .unwrap();
+    let report = run_loop(&mut node, &cfg, &mut source, &stopper);
     handle.join().unwrap();
     assert_eq!(report.exit, ExitReason::StateStale, "{}", report.message);
     let r = report.states_rejected;
@@ -300,16 +306,7 @@ fn a_robot_that_dies_stops_the_loop_within_two_cycles() {
     };
     let mut cfg = config(100.0, Some(30.0));
     cfg.stale_cycles = 50;
-    let report = run(
-        &mut node,
-        &cfg,
-        safety(100.0),
-        None,
-        &mut source,
-        &mut NoObserver,
-        &stopper,
-    )
-    .unwrap();
+    let report = run_loop(&mut node, &cfg, &mut source, &stopper);
     let _robot = killer.join().unwrap();
     assert_eq!(
         report.exit,
@@ -360,16 +357,12 @@ fn an_estop_message_latches_a_stop() {
             estop
         })
     };
-    let report = run(
+    let report = run_loop(
         &mut node,
         &config(100.0, Some(0.6)),
-        safety(100.0),
-        None,
         &mut source,
-        &mut NoObserver,
         &Stopper::default(),
-    )
-    .unwrap();
+    );
     sender.join().unwrap().close();
     assert_eq!(report.exit, ExitReason::Duration);
     let at = report.estop_latched_at_secs.expect("the e-stop latched");
@@ -390,16 +383,7 @@ fn a_state_triggered_loop_answers_each_state() {
     let mut source = Ramp { seen: seen.clone() };
     let mut cfg = config(100.0, Some(0.5));
     cfg.trigger = Trigger::State;
-    let report = run(
-        &mut node,
-        &cfg,
-        safety(100.0),
-        None,
-        &mut source,
-        &mut NoObserver,
-        &Stopper::default(),
-    )
-    .unwrap();
+    let report = run_loop(&mut node, &cfg, &mut source, &Stopper::default());
     assert_eq!(report.exit, ExitReason::Duration, "{}", report.message);
     // The robot publishes every 5 ms: nearly every cycle had a fresh state.
     assert!(report.states_accepted + 5 >= report.cycles, "{report:?}");
@@ -418,16 +402,7 @@ fn no_state_means_no_command() {
     let mut source = Ramp {
         seen: Arc::new(Mutex::new(Vec::new())),
     };
-    let report = run(
-        &mut node,
-        &cfg,
-        safety(100.0),
-        None,
-        &mut source,
-        &mut NoObserver,
-        &Stopper::default(),
-    )
-    .unwrap();
+    let report = run_loop(&mut node, &cfg, &mut source, &Stopper::default());
     assert_eq!(report.exit, ExitReason::NoInitialState);
     assert_eq!(report.commands_sent, 0);
     assert!(

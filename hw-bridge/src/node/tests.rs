@@ -12,23 +12,17 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// A peer config with multicast scouting off, listening and/or connecting on loopback.
+/// A peer config with multicast scouting off, listening and/or connecting on loopback (the
+/// profile's plain peer settings).
 pub(crate) fn loopback_config(listen: Option<u16>, connect: Option<u16>) -> zenoh::Config {
-    let mut config = zenoh::Config::default();
-    let set = |config: &mut zenoh::Config, key: &str, value: String| {
-        config
-            .insert_json5(key, &value)
-            .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+    let endpoints = |port: Option<u16>| {
+        port.map(|p| format!("tcp/127.0.0.1:{p}"))
+            .into_iter()
+            .collect::<Vec<_>>()
     };
-    set(&mut config, "mode", "\"peer\"".into());
-    set(&mut config, "scouting/multicast/enabled", "false".into());
-    let endpoints = |port: Option<u16>| match port {
-        Some(p) => format!("[\"tcp/127.0.0.1:{p}\"]"),
-        None => "[]".into(),
-    };
-    set(&mut config, "listen/endpoints", endpoints(listen));
-    set(&mut config, "connect/endpoints", endpoints(connect));
-    config
+    crate::profile::SessionSettings::with_endpoints(endpoints(connect), endpoints(listen))
+        .zenoh_config()
+        .expect("loopback settings are valid")
 }
 
 fn settings(name: &str) -> NodeSettings {
