@@ -95,6 +95,10 @@ pub struct RobotState {
     pub kd: Vec<f64>,
     /// Position target actually sent last step (after rate limiting), per DoF.
     target: Vec<f64>,
+    /// Commands waiting out the robot's command latency: `latency + 1` rows of one command per
+    /// DoF, written at `delay_head`; the row after it is the one `latency` steps old.
+    delay_rows: Vec<f64>,
+    delay_head: usize,
     script: Option<ScriptState>,
     /// The safety filter every scripted command passes (URDF robots whose actuators share one
     /// mode), its mode, and whether it has been initialised from the measured state.
@@ -104,6 +108,17 @@ pub struct RobotState {
     reset_buffers: Vec<(MultibodyIndex, Vec<f32>)>,
     /// Mimic followers: multibody, assembly offset, axis, leader DoF, multiplier, offset.
     mimic_followers: Vec<MimicFollower>,
+}
+
+impl RobotState {
+    /// Fills the command delay line with the current commands (as if held forever).
+    fn fill_delay_line(&mut self) {
+        let n = self.command.len();
+        for row in self.delay_rows.chunks_exact_mut(n.max(1)) {
+            row.copy_from_slice(&self.command);
+        }
+        self.delay_head = 0;
+    }
 }
 
 /// A mimic joint's coordinate, set from its leader's when joints are reset.
@@ -233,6 +248,7 @@ impl World {
         for r in &mut world.robots {
             r.target.copy_from_slice(&r.position);
             r.command.copy_from_slice(&r.position);
+            r.fill_delay_line();
         }
         Ok(world)
     }
@@ -390,6 +406,7 @@ impl World {
         state.velocity.copy_from_slice(velocities);
         state.target.copy_from_slice(positions);
         state.command.copy_from_slice(positions);
+        state.fill_delay_line();
         state.effort.fill(0.0);
         state.safety_ready = false;
     }
@@ -549,10 +566,22 @@ impl World {
                     }
                 }
             }
+            // The command latency: this step's commands go in, the ones `latency` steps old
+            // come out.
+            let n = state.command.len();
+            let rows = state.delay_rows.len() / n.max(1);
+            let due = if rows > 1 {
+                let head = state.delay_head;
+                state.delay_rows[head * n..(head + 1) * n].copy_from_slice(&state.command);
+                state.delay_head = (head + 1) % rows;
+                Some(state.delay_head * n)
+            } else {
+                None
+            };
             for (d, slot) in state.dofs.iter().enumerate() {
                 let actuator = &robot.actuators[d];
                 let joint = robot.model.dof_joint(crate::robot::DofId(d as u32));
-                let command = state.command[d];
+                let command = due.map_or(state.command[d], |row| state.delay_rows[row + d]);
                 let axis = if slot.axis == 0 {
                     JointAxis::LinX
                 } else {
@@ -805,6 +834,57 @@ fn collider_for(shape: &ShapeModel) -> ColliderBuilder {
             }
         }
     }
+}
+
+/// Scales the mass and inertia of `body`: its colliders' and its additional mass properties.
+fn scale_body_mass(physics: &mut PhysicsWorld, body: RigidBodyHandle, scale: f32) {
+    let Some(rb) = physics.bodies.get_mut(body) else {
+        return;
+    };
+    for &c in rb.colliders() {
+        if let Some(collider) = physics.colliders.get_mut(c) {
+            let mut props = collider.mass_properties();
+            if props.mass() > 0.0 {
+                props.set_mass(props.mass() * scale, true);
+                collider.set_mass_properties(props);
+            }
+        }
+    }
+    let additional = rb
+        .mass_properties()
+        .additional_local_mprops
+        .as_deref()
+        .cloned();
+    match additional {
+        Some(RigidBodyAdditionalMassProps::MassProps(mut props)) => {
+            props.set_mass(props.mass() * scale, true);
+            rb.set_additional_mass_properties(props, true);
+        }
+        Some(RigidBodyAdditionalMassProps::Mass(m)) => rb.set_additional_mass(m * scale, true),
+        None => {}
+    }
+    rb.recompute_mass_properties_from_colliders(&physics.colliders);
+}
+
+/// Adds `load` (in the body's frame) to the additional mass properties of `body`.
+fn add_body_mass(physics: &mut PhysicsWorld, body: RigidBodyHandle, load: MassProperties) {
+    let Some(rb) = physics.bodies.get_mut(body) else {
+        return;
+    };
+    let current = match rb
+        .mass_properties()
+        .additional_local_mprops
+        .as_deref()
+        .cloned()
+    {
+        Some(RigidBodyAdditionalMassProps::MassProps(props)) => props,
+        Some(RigidBodyAdditionalMassProps::Mass(m)) => {
+            MassProperties::new(Vector::ZERO, m, Vector::ZERO)
+        }
+        None => MassProperties::default(),
+    };
+    rb.set_additional_mass_properties(current + load, true);
+    rb.recompute_mass_properties_from_colliders(&physics.colliders);
 }
 
 /// Inserts a robot into the physics world and prepares its DoF slots and actuators.
@@ -1111,6 +1191,22 @@ fn instantiate_robot(
         });
     }
 
+    // Load changes (link mass scales, payload) after the gains: a real robot's gains do not
+    // change with what it carries.
+    for &(link, scale) in &robot.link_mass_scale {
+        if let Some(body) = link_bodies[link.0 as usize] {
+            scale_body_mass(physics, body, scale as f32);
+        }
+    }
+    if let Some(payload) = &robot.payload
+        && let Some(body) = link_bodies[payload.link.0 as usize]
+    {
+        let m = payload.mass_kg as f32;
+        let i = 0.4 * m * (payload.radius_m * payload.radius_m) as f32;
+        let load = MassProperties::new(vec3(payload.offset), m, Vector::splat(i));
+        add_body_mass(physics, body, load);
+    }
+
     // Scripted robots get a safety filter built from their URDF's limits, when all their
     // actuators share one command mode (the filter works in one mode per robot).
     let safety = match (&robot.script, &model.tree, robot.actuators.first()) {
@@ -1172,6 +1268,8 @@ fn instantiate_robot(
         kp,
         kd,
         target: vec![0.0; n],
+        delay_rows: vec![0.0; n * (robot.command_latency_steps + 1)],
+        delay_head: 0,
         script,
         safety,
         safety_ready: false,

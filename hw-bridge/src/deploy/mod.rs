@@ -86,8 +86,10 @@ pub enum Trigger {
     #[default]
     Clock,
     /// Each new state message starts a cycle at once (as a controller triggered by its
-    /// hardware's read); a period without one counts as a cycle with a stale state, so the
-    /// watchdog works as with the clock.
+    /// hardware's read); one and a half periods without one count as a cycle with a stale
+    /// state, so the watchdog works as with the clock. (The half period is grace for the
+    /// robot's own jitter: with exactly one period, a state a few microseconds late would
+    /// start a stale cycle that re-commands the previous state.)
     State,
 }
 
@@ -530,7 +532,7 @@ pub fn run(
             report.exit = ExitReason::Interrupted;
             break;
         }
-        // 1. Wait for the deadline (clock), or for a state within a period (state trigger).
+        // 1. Wait for the deadline (clock), or for a state within 1.5 periods (state trigger).
         let deadline = start + period.mul_f64(k as f64);
         let (newer, time_secs) = match config.trigger {
             Trigger::Clock => {
@@ -543,7 +545,7 @@ pub fn run(
                 (newer, (deadline - start).as_secs_f64())
             }
             Trigger::State => {
-                let timeout = cycle_start.map_or(deadline, |t: Instant| t + period);
+                let timeout = cycle_start.map_or(deadline, |t: Instant| t + period.mul_f64(1.5));
                 let newer =
                     state_sub
                         .slot()

@@ -124,8 +124,40 @@ pub struct RobotFile {
     /// passive casters. Links not listed keep rapier's default of 0.5 (URDF cannot say).
     #[serde(default)]
     pub link_friction: BTreeMap<String, f64>,
+    /// Scale of the mass and rotational inertia of the named links (dimensionless, > 0), e.g.
+    /// fitted by `rivet sysid`. Links not listed keep the robot file's. Applied after default
+    /// gains are derived, as a real robot's gains do not change with its load.
+    #[serde(default)]
+    pub link_mass_scale: BTreeMap<String, f64>,
+    /// A load carried by a link (a tool, a part in the gripper). Default: none.
+    pub payload: Option<PayloadFile>,
+    /// Delay between a command being written and the actuators acting on it (s), rounded to
+    /// physics steps: the transport and driver latency of a real robot, e.g. fitted by
+    /// `rivet sysid`. Default: 0.
+    #[serde(default)]
+    pub command_latency_secs: f64,
     /// A scripted controller driving this robot.
     pub script: Option<ScriptFile>,
+}
+
+/// A point-like load rigidly attached to a robot link.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadFile {
+    /// The link carrying it (a link with a body: not a massless fixed frame).
+    pub link: String,
+    /// Mass (kg, >= 0).
+    pub mass: f64,
+    /// Centre of mass in the link frame (m). Default: the link origin.
+    #[serde(default)]
+    pub offset: [f64; 3],
+    /// Radius of the solid sphere whose inertia the payload gets (m). Default: 0.02.
+    #[serde(default = "default_payload_radius")]
+    pub radius: f64,
+}
+
+fn default_payload_radius() -> f64 {
+    0.02
 }
 
 fn default_true() -> bool {

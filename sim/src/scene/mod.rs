@@ -127,6 +127,25 @@ pub struct RobotInstance {
     pub script: Option<Script>,
     /// Collider friction overrides: (model link, coefficient).
     pub link_friction: Vec<(crate::robot::LinkId, f64)>,
+    /// Mass and inertia scales: (model link, scale).
+    pub link_mass_scale: Vec<(crate::robot::LinkId, f64)>,
+    /// A load carried by a link.
+    pub payload: Option<Payload>,
+    /// Command latency in physics steps (the file's seconds, rounded).
+    pub command_latency_steps: usize,
+}
+
+/// A point-like load on a robot link, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payload {
+    /// The link carrying it (it has a rapier body).
+    pub link: crate::robot::LinkId,
+    /// Mass (kg).
+    pub mass_kg: f64,
+    /// Centre of mass in the link frame (m).
+    pub offset: [f64; 3],
+    /// Radius of the solid sphere giving its inertia (m).
+    pub radius_m: f64,
 }
 
 /// A rigid shape, validated.
@@ -463,6 +482,7 @@ impl Scene {
                 packages,
                 preloaded.next(),
                 &props,
+                world.dt_secs,
             )?);
         }
         let mut actors = Vec::new();
@@ -582,6 +602,9 @@ impl Scene {
             // body, which may be part of the robot's multibody.
             disable_self_collisions: !is_mjcf,
             link_friction: Default::default(),
+            link_mass_scale: Default::default(),
+            payload: None,
+            command_latency_secs: 0.0,
             script: None,
         });
         Self::compile(robot_path, &path_text, &file, packages, vec![model])
@@ -742,6 +765,7 @@ fn robot_instance(
     packages: &PackagePaths,
     preloaded: Option<RobotModel>,
     props: &[PropModel],
+    dt_secs: f64,
 ) -> Result<RobotInstance, SimError> {
     let at = format!("robot[{index}] '{}'", r.name);
     let err = |element: String, message: String| SimError::scene(path, element, message);
@@ -1097,9 +1121,81 @@ fn robot_instance(
         check_non_negative(path, &element, mu)?;
         link_friction.push((crate::robot::LinkId(index as u32), mu));
     }
+    // Mass changes need a rapier body: massless fixed frames (tool frames) are merged away.
+    let body_link = |element: &str, link: &str| -> Result<crate::robot::LinkId, SimError> {
+        let Some(index) = model.links.iter().position(|l| l.name == link) else {
+            return Err(err(
+                element.to_owned(),
+                format!("the robot has no link '{link}'"),
+            ));
+        };
+        if model.link_to_rapier[index].is_none() {
+            return Err(err(
+                element.to_owned(),
+                format!(
+                    "link '{link}' has no body (a massless fixed frame the loader merges into \
+                     its parent): use the link it is fixed to, with an offset"
+                ),
+            ));
+        }
+        Ok(crate::robot::LinkId(index as u32))
+    };
+    let mut link_mass_scale = Vec::new();
+    for (link, &scale) in &r.link_mass_scale {
+        let element = format!("{at}.link_mass_scale.{link}");
+        let id = body_link(&element, link)?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(err(element, format!("{scale} must be finite and > 0")));
+        }
+        link_mass_scale.push((id, scale));
+    }
+    let payload = match &r.payload {
+        None => None,
+        Some(p) => {
+            let element = format!("{at}.payload");
+            let link = body_link(&format!("{element}.link"), &p.link)?;
+            check_non_negative(path, &format!("{element}.mass"), p.mass)?;
+            if !p.offset.iter().all(|v| v.is_finite()) {
+                return Err(err(
+                    format!("{element}.offset"),
+                    format!("{:?} is not finite", p.offset),
+                ));
+            }
+            if !(p.radius.is_finite() && p.radius > 0.0) {
+                return Err(err(
+                    format!("{element}.radius"),
+                    format!("{} must be finite and > 0", p.radius),
+                ));
+            }
+            Some(Payload {
+                link,
+                mass_kg: p.mass,
+                offset: p.offset,
+                radius_m: p.radius,
+            })
+        }
+    };
+    check_non_negative(
+        path,
+        &format!("{at}.command_latency_secs"),
+        r.command_latency_secs,
+    )?;
+    let command_latency_steps = (r.command_latency_secs / dt_secs).round() as usize;
+    if command_latency_steps > 10_000 {
+        return Err(err(
+            format!("{at}.command_latency_secs"),
+            format!(
+                "{} s is {command_latency_steps} physics steps; at most 10000",
+                r.command_latency_secs
+            ),
+        ));
+    }
 
     Ok(RobotInstance {
         link_friction,
+        link_mass_scale,
+        payload,
+        command_latency_steps,
         name: r.name.clone(),
         world_from_base: Transform::from_xyz_rpy(r.position, r.rpy),
         fixed_base: r.fixed_base,

@@ -195,4 +195,119 @@ mod tests {
             .to_string();
         assert!(e.contains("s.toml"), "{e}");
     }
+
+    fn reach() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenes/reach.toml")
+    }
+
+    #[test]
+    fn overlays_add_a_payload_scale_link_masses_and_delay_commands() {
+        use crate::{World, WorldOptions};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let load = write(
+            &dir,
+            "load.toml",
+            "[robot.arm]\ncommand_latency_secs = 0.03\nlink_mass_scale = { upper_arm_link = 1.5 }\n\
+             [robot.arm.payload]\nlink = \"gripper_base\"\nmass = 0.5\noffset = [0.0, 0.0, 0.05]\n",
+        );
+        let packages = PackagePaths::default();
+        let plain = Arc::new(Scene::load(&reach(), &packages).unwrap());
+        let loaded = Arc::new(Scene::load_with_overlays(&reach(), &[load], &packages).unwrap());
+        let robot = &loaded.robots[0];
+        assert_eq!(robot.command_latency_steps, 3);
+        assert_eq!(robot.payload.as_ref().unwrap().mass_kg, 0.5);
+        let link = |name: &str| {
+            robot
+                .model
+                .links
+                .iter()
+                .position(|l| l.name == name)
+                .unwrap()
+        };
+        let options = WorldOptions {
+            seed: 0,
+            threads: Some(1),
+        };
+        let mut a = World::new(plain.clone(), options).unwrap();
+        let mut b = World::new(loaded.clone(), options).unwrap();
+        let mass = |w: &World, name: &str| {
+            let body = w.robots[0].link_bodies[link(name)].unwrap();
+            w.physics().bodies[body].mass()
+        };
+        assert!((mass(&a, "gripper_base") - 0.7).abs() < 1e-5);
+        assert!((mass(&b, "gripper_base") - 1.2).abs() < 1e-5);
+        assert!((mass(&b, "upper_arm_link") - 9.0).abs() < 1e-4);
+        // Gains come from the unloaded robot.
+        assert_eq!(a.robots[0].kp, b.robots[0].kp);
+        // A new position command reaches the actuators 3 steps later.
+        let dof = (0..robot.actuators.len())
+            .find(|&d| robot.model.dof_joint(crate::robot::DofId(d as u32)).name == "shoulder_pan")
+            .unwrap();
+        let start = a.robots[0].command[dof];
+        for w in [&mut a, &mut b] {
+            w.robots[0].command[dof] = start + 0.01;
+        }
+        let mut moved_at = [None, None];
+        for step in 1..=5 {
+            for (i, w) in [&mut a, &mut b].into_iter().enumerate() {
+                w.step();
+                if moved_at[i].is_none() && w.position_targets(0)[dof] != start {
+                    moved_at[i] = Some(step);
+                }
+            }
+        }
+        assert_eq!(moved_at, [Some(1), Some(4)]);
+        // Holding still, the shoulder carries the payload: 0.5 kg at about 0.3 m from its axis
+        // (the upper arm points up in this pose, so its heavier mass adds no torque).
+        let lift = (0..robot.actuators.len())
+            .find(|&d| robot.model.dof_joint(crate::robot::DofId(d as u32)).name == "shoulder_lift")
+            .unwrap();
+        for _ in 0..100 {
+            a.step();
+            b.step();
+        }
+        let effort = |w: &World| w.robots[0].effort[lift].abs();
+        let extra = effort(&b) - effort(&a);
+        assert!(
+            (1.0..2.5).contains(&extra),
+            "{} vs {}",
+            effort(&b),
+            effort(&a)
+        );
+    }
+
+    #[test]
+    fn bad_payloads_and_mass_scales_are_errors_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = PackagePaths::default();
+        for (text, expect) in [
+            (
+                "[robot.arm.payload]\nlink = \"tool0\"\nmass = 0.5\n",
+                "robot[0] 'arm'.payload.link",
+            ),
+            (
+                "[robot.arm.payload]\nlink = \"gripper_base\"\nmass = -0.5\n",
+                "robot[0] 'arm'.payload.mass",
+            ),
+            (
+                "[robot.arm.payload]\nlink = \"nope\"\nmass = 0.5\n",
+                "no link 'nope'",
+            ),
+            (
+                "[robot.arm]\nlink_mass_scale = { forearm_link = 0.0 }\n",
+                "link_mass_scale.forearm_link",
+            ),
+            (
+                "[robot.arm]\ncommand_latency_secs = -0.01\n",
+                "command_latency_secs",
+            ),
+        ] {
+            let overlay = write(&dir, "bad.toml", text);
+            let e = Scene::load_with_overlays(&reach(), &[overlay], &packages)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+    }
 }
