@@ -14,6 +14,7 @@ pub mod error;
 pub mod math;
 pub mod plugin;
 pub mod record;
+pub mod replay;
 pub mod robot;
 pub mod scene;
 pub mod task;
