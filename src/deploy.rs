@@ -30,8 +30,8 @@ pub struct DeployArgs {
     pub policy: Option<PathBuf>,
     /// A controller: `hold` (hold the start position), or
     /// `sine:amplitude=<A>,period=<T>[,joints=<a+b>]` (each command joint follows
-    /// start + A·sin(2πt/T + phase), phases spread over the joints; efforts and velocities
-    /// oscillate around 0).
+    /// start + A·sin(2πt/T + phase), phases spread over the joints, the amplitude ramping in
+    /// over the first period; efforts and velocities oscillate around 0).
     #[arg(long, value_name = "SPEC")]
     pub controller: Option<String>,
     /// The scene the policy was trained in. Default: the one the checkpoint names.
@@ -144,9 +144,14 @@ impl CommandSource for ScriptedSource {
                 _ => 0.0,
             };
         }
+        // The amplitude ramps in over the first period (smoothstep), so the command starts at
+        // the measured position with zero velocity instead of jumping by A·sin(phase).
+        let s = (time_secs / self.period).clamp(0.0, 1.0);
+        let envelope = s * s * (3.0 - 2.0 * s);
         for &(d, amplitude, phase) in &self.joints {
-            command[d] +=
-                amplitude * (std::f64::consts::TAU * time_secs / self.period + phase).sin();
+            command[d] += envelope
+                * amplitude
+                * (std::f64::consts::TAU * time_secs / self.period + phase).sin();
         }
     }
 }
@@ -388,7 +393,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     if let Some(dir) = record_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut recorder = EpisodeRecorder::start(&record_path, &profile)?;
+    let mut recorder = EpisodeRecorder::start(&record_path, &profile, &source_info)?;
     let mut node = RosNode::open(
         profile.session.zenoh_config()?,
         NodeSettings {

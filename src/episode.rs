@@ -19,6 +19,16 @@ use serde_json::json;
 /// Topic of the deploy's events (`std_msgs/String`).
 pub const EVENTS_TOPIC: &str = "/rivet/events";
 
+/// Metadata keys (record `rivet`) naming the state and command topics, the command joints
+/// (comma-separated, in command order) and the task's target (world frame, `x,y,z` in m).
+pub const META_STATE_TOPIC: &str = "state_topic";
+/// See [`META_STATE_TOPIC`].
+pub const META_COMMAND_TOPIC: &str = "command_topic";
+/// See [`META_STATE_TOPIC`].
+pub const META_COMMAND_JOINTS: &str = "command_joints";
+/// See [`META_STATE_TOPIC`].
+pub const META_TARGET_WORLD: &str = "target_world";
+
 /// Messages waiting for the writer thread; beyond this the loop drops (and counts) rather than
 /// block.
 const QUEUE: usize = 8192;
@@ -39,8 +49,14 @@ pub struct EpisodeRecorder {
 }
 
 impl EpisodeRecorder {
-    /// Creates the file (as `<path>.partial` until [`EpisodeRecorder::finish`]).
-    pub fn start(path: &Path, profile: &RobotProfile) -> anyhow::Result<Self> {
+    /// Creates the file (as `<path>.partial` until [`EpisodeRecorder::finish`]). `source`
+    /// describes the command source (policy or controller); it is kept in the file's metadata,
+    /// with the topics, the command joints and the task's target, for `rivet gap`.
+    pub fn start(
+        path: &Path,
+        profile: &RobotProfile,
+        source: &serde_json::Value,
+    ) -> anyhow::Result<Self> {
         let mut writer = EpisodeWriter::create(path)?;
         let state = writer.add_topic::<JointState>(profile.state.topic.as_str())?;
         let command = match profile.command.kind {
@@ -61,6 +77,25 @@ impl EpisodeRecorder {
             "rivet_version".to_owned(),
             env!("CARGO_PKG_VERSION").to_owned(),
         );
+        meta.insert(
+            META_STATE_TOPIC.to_owned(),
+            profile.state.topic.as_str().to_owned(),
+        );
+        meta.insert(
+            META_COMMAND_TOPIC.to_owned(),
+            profile.command.topic.as_str().to_owned(),
+        );
+        meta.insert(
+            META_COMMAND_JOINTS.to_owned(),
+            profile.command.joints.join(","),
+        );
+        if let Some(target) = source.get("target").and_then(|t| t.as_array())
+            && target.len() == 3
+        {
+            let xyz: Vec<String> = target.iter().map(|v| v.to_string()).collect();
+            meta.insert(META_TARGET_WORLD.to_owned(), xyz.join(","));
+        }
+        meta.insert("source".to_owned(), source.to_string());
         writer.write_metadata("rivet", meta)?;
         let (tx, rx) = sync_channel::<Item>(QUEUE);
         let (spare_tx, spare) = sync_channel::<Vec<u8>>(QUEUE);

@@ -169,6 +169,9 @@ pub fn train_settings(scene: &Scene) -> anyhow::Result<TrainSettings> {
 pub struct TrainArgs {
     /// The scene file with a [task] section.
     pub scene: PathBuf,
+    /// Scene overlay(s) applied in order (e.g. the parameters `rivet sysid` fitted).
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
     /// Directory for the checkpoint, learning curve and recording (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -200,6 +203,9 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     /// The scene file with a [task] section.
     pub scene: PathBuf,
+    /// Scene overlay(s) applied in order (e.g. the parameters `rivet sysid` fitted).
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
     /// The checkpoint (its .json, its .safetensors, or their common stem).
     #[arg(long, value_name = "CHECKPOINT")]
     pub policy: PathBuf,
@@ -417,7 +423,11 @@ pub fn evaluate(
 
 /// `rivet eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
+    let scene = Arc::new(Scene::load_with_overlays(
+        &args.scene,
+        &args.overlay,
+        &args.packages.resolve(),
+    )?);
     let (observation, action) = task_spaces(&scene)?;
     let checkpoint = load_checkpoint(&args.policy)?;
     if args.allow_scene_change {
@@ -524,7 +534,11 @@ impl Curve {
 
 /// `rivet train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
+    let scene = Arc::new(Scene::load_with_overlays(
+        &args.scene,
+        &args.overlay,
+        &args.packages.resolve(),
+    )?);
     let settings = train_settings(&scene)?;
     let envs = args.envs.unwrap_or(settings.envs);
     let steps = args.steps.unwrap_or(settings.steps);
@@ -771,6 +785,7 @@ fn train_ppo(
         "final": stats.json(),
         "ppo": config,
         "scene_path": scene_path(&args.scene),
+        "overlays": args.overlay.iter().map(|p| scene_path(p)).collect::<Vec<_>>(),
     });
     let checkpoint = ppo.save(args.out.join("policy"), scene_ref, results.clone())?;
     let mut out = results;
@@ -919,6 +934,7 @@ fn train_behaviour_cloning(
         "val_loss": result.val_loss,
         "final": stats.json(),
         "scene_path": scene_path(&args.scene),
+        "overlays": args.overlay.iter().map(|p| scene_path(p)).collect::<Vec<_>>(),
     });
     let checkpoint = result.save(args.out.join("policy"), scene_ref, results.clone())?;
     let mut out = results;

@@ -12,9 +12,11 @@ mod bench_learn;
 mod check;
 mod deploy;
 mod episode;
+mod gap;
 mod learn;
 mod robot;
 mod run;
+mod sysid;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +74,10 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// The simulator as a robot: `rivet robot serve <scene>`.
     Robot(robot::RobotArgs),
+    /// Replay a recorded robot episode (MCAP) in simulation and measure the sim-to-real gap.
+    Gap(gap::GapArgs),
+    /// Fit a scene robot's physical parameters to recorded episodes; writes a scene overlay.
+    Sysid(sysid::SysidArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => learn::eval(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Robot(args) => robot::robot(args),
+        Command::Gap(args) => gap::gap(args),
+        Command::Sysid(args) => sysid::sysid(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ use rivet_hw_bridge::msgs::std_msgs::Float64MultiArray;
 use rivet_hw_bridge::msgs::trajectory_msgs::JointTrajectory;
 use rivet_hw_bridge::node::{LatestSubscriber, NodeSettings, RosNode, unix_time_ns};
 use rivet_hw_bridge::profile::{CommandKind, RobotProfile, SessionSettings};
+use rivet_sim::replay::{CommandPlayer, CommandValue};
 use rivet_sim::robot::DofId;
 use rivet_sim::{Scene, World, WorldOptions};
 use serde_json::json;
@@ -170,46 +171,6 @@ impl<T> DelayLine<T> {
 
     fn next_due(&self) -> Option<Instant> {
         self.queue.front().map(|d| d.due)
-    }
-}
-
-/// A command as the actuators get it.
-enum Command {
-    Values(Vec<f64>),
-    Trajectory(JointTrajectory),
-}
-
-/// A trajectory being followed: start time and the targets it starts from.
-struct Following {
-    trajectory: JointTrajectory,
-    start: f64,
-    from: Vec<f64>,
-}
-
-impl Following {
-    /// Target positions at sim time `t`, per command joint.
-    fn at(&self, t: f64, out: &mut [f64]) {
-        let tau = t - self.start;
-        let mut prev_t = 0.0;
-        let mut prev: &[f64] = &self.from;
-        for point in &self.trajectory.points {
-            let pt = f64::from(point.time_from_start.sec)
-                + f64::from(point.time_from_start.nanosec) * 1e-9;
-            if tau <= pt {
-                let s = if pt > prev_t {
-                    ((tau - prev_t) / (pt - prev_t)).clamp(0.0, 1.0)
-                } else {
-                    1.0
-                };
-                for (j, o) in out.iter_mut().enumerate() {
-                    *o = prev[j] + s * (point.positions[j] - prev[j]);
-                }
-                return;
-            }
-            prev_t = pt;
-            prev = &point.positions;
-        }
-        out.copy_from_slice(prev);
     }
 }
 
@@ -395,7 +356,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         latency,
         jitter,
     };
-    let mut in_line: DelayLine<Command> = DelayLine {
+    let mut in_line: DelayLine<CommandValue> = DelayLine {
         queue: VecDeque::new(),
         latency,
         jitter,
@@ -407,15 +368,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         effort: vec![0.0; dof_names.len()],
         ..Default::default()
     };
-    let mut held: Vec<f64> = command_dofs
+    let initial: Vec<f64> = command_dofs
         .iter()
         .map(|&d| match mode {
             CommandMode::Position => world.robots[robot_index].position[d],
             _ => 0.0,
         })
         .collect();
-    let mut following: Option<Following> = None;
-    let mut target = vec![0.0; command_dofs.len()];
+    let mut player = CommandPlayer::new(&initial);
     let (mut accepted, mut rejected, mut states) = (0u64, 0u64, 0u64);
     let mut reasons: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut buf = Vec::new();
@@ -423,6 +383,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut traj_msg = JointTrajectory::default();
     let mut array_msg = Float64MultiArray::default();
     let start = Instant::now();
+    let start_ns = unix_time_ns();
     let step_period = Duration::from_secs_f64(dt);
     let max_steps = args.duration.map(|d| (d / dt).round() as u64);
     let mut k: u64 = 0;
@@ -457,13 +418,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     {
                         Err("wrong length or non-finite")
                     }
-                    Ok(()) => Ok(Command::Trajectory(traj_msg.clone())),
+                    Ok(()) => Ok(CommandValue::Trajectory(
+                        traj_msg
+                            .points
+                            .iter()
+                            .map(|p| {
+                                let t = f64::from(p.time_from_start.sec)
+                                    + f64::from(p.time_from_start.nanosec) * 1e-9;
+                                (t, p.positions.clone())
+                            })
+                            .collect(),
+                    )),
                 },
                 _ => match array_msg.decode_into(&buf) {
                     Err(_) => Err("undecodable"),
                     Ok(()) if array_msg.data.len() != command_joints.len() => Err("wrong length"),
                     Ok(()) if array_msg.data.iter().any(|x| !x.is_finite()) => Err("non-finite"),
-                    Ok(()) => Ok(Command::Values(array_msg.data.clone())),
+                    Ok(()) => Ok(CommandValue::Hold(array_msg.data.clone())),
                 },
             };
             match parsed {
@@ -479,27 +450,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let t = world.time_secs();
         while let Some(command) = in_line.pop_due(now) {
-            match command {
-                Command::Values(values) => {
-                    held.copy_from_slice(&values);
-                    following = None;
-                }
-                Command::Trajectory(trajectory) => {
-                    following = Some(Following {
-                        trajectory,
-                        start: t,
-                        from: held.clone(),
-                    });
-                }
-            }
-        }
-        if let Some(f) = &following {
-            f.at(t, &mut target);
-            held.copy_from_slice(&target);
+            player.apply(&command, t);
         }
         let state = &mut world.robots[robot_index];
-        for (j, &d) in command_dofs.iter().enumerate() {
-            state.command[d] = held[j];
+        for (&d, &c) in command_dofs.iter().zip(player.targets(t)) {
+            state.command[d] = c;
         }
         world.step();
         if let Some(termination) = world.termination() {
@@ -513,7 +468,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 msg.velocity[d] = state.velocity[d] + noise[1] * normal(&mut rng);
                 msg.effort[d] = state.effort[d];
             }
-            let stamp = unix_time_ns();
+            // The robot's clock: when the state was true (start + simulated time), as a
+            // driver stamps its hardware read, whatever the loop's own lateness.
+            let stamp = start_ns + (world.time_secs() * 1e9).round() as u64;
             msg.header.stamp = Time {
                 sec: (stamp / 1_000_000_000) as i32,
                 nanosec: (stamp % 1_000_000_000) as u32,

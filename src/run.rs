@@ -18,6 +18,9 @@ use crate::PackageArgs;
 pub struct RunArgs {
     /// The scene file (scenes/*.toml).
     pub scene: PathBuf,
+    /// Scene overlay(s) applied in order (e.g. the parameters `rivet sysid` fitted).
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
     /// Simulated duration in seconds. Default: the scene's `duration_secs` (10 s if unset).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -56,7 +59,11 @@ struct PolicyDriver {
 
 /// Runs a scenario.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
+    let scene = Arc::new(Scene::load_with_overlays(
+        &args.scene,
+        &args.overlay,
+        &args.packages.resolve(),
+    )?);
     let default_duration = match (&args.policy, &scene.task) {
         (Some(_), Some(task)) => f64::from(task.episode_steps) * task.control_period_secs,
         _ => scene.duration_secs,

@@ -272,11 +272,13 @@ impl Replay {
     pub fn run(&self, scene: Arc<Scene>, episode: &Episode) -> Result<Replayed, crate::SimError> {
         let dt = scene.world.dt_secs;
         let initial = scene.robots[self.robot].initial_positions.clone();
+        // One thread: a replay is a small multibody, where rapier's parallel solver costs more
+        // than it gains, and callers (system identification) run replays in parallel.
         let mut world = World::new(
             scene,
             WorldOptions {
                 seed: 0,
-                threads: None,
+                threads: Some(1),
             },
         )?;
         let first = &episode.states[0];

@@ -1,0 +1,637 @@
+//! `rivet sysid`: fits physical parameters of a scene's robot to recorded episodes.
+//!
+//! Each candidate parameter set is a copy of the scene with the values applied (joint friction,
+//! damping, armature, gains, command latency, payload mass, link mass scales); the training
+//! episodes are replayed in it (`rivet_sim::replay`, as `rivet gap` does) and the cost is their
+//! pooled joint-position RMSE. CMA-ES (the `cmaes` crate) searches the box of bounds, scaled to
+//! the unit cube, evaluating each generation's candidates in parallel on rayon's threads. The
+//! fitted values are written as a scene overlay; the gap before and after is measured by loading
+//! the scene with and without that file, so the figures are what `--overlay` gives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use rivet_hw_bridge::profile::RobotProfile;
+use rivet_sim::Scene;
+use rivet_sim::replay::{Episode, Replay, position_rmse};
+use rivet_sim::robot::{DofId, LinkId};
+use rivet_sim::scene::Payload;
+use serde_json::json;
+
+use crate::PackageArgs;
+use crate::gap::{load_episode, scene_robot};
+
+/// Arguments of `rivet sysid`.
+#[derive(clap::Args, Debug)]
+pub struct SysidArgs {
+    /// The scene whose robot is identified.
+    #[arg(long, value_name = "SCENE.toml")]
+    pub scene: PathBuf,
+    /// Training episodes (MCAP).
+    #[arg(long, value_name = "EPISODE.mcap", num_args = 1.., required = true)]
+    pub episodes: Vec<PathBuf>,
+    /// Held-out episodes, scored before and after but not fitted.
+    #[arg(long, value_name = "EPISODE.mcap", num_args = 1..)]
+    pub holdout: Vec<PathBuf>,
+    /// Parameters to fit, comma-separated: `friction.<joint>`, `damping.<joint>`,
+    /// `armature.<joint>`, `kp.<joint>`, `kd.<joint>` (`<joint>` may be `*`: every commanded
+    /// joint), `latency`, `payload_mass.<link>`, `mass_scale.<link>`; each may end in
+    /// `=<lo>:<hi>` to set its bounds.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+    pub params: Vec<String>,
+    /// Where to write the fitted values (a scene overlay).
+    #[arg(long, value_name = "CALIBRATED.toml")]
+    pub out: PathBuf,
+    /// The robot profile (topics, command joints). Default: the episodes' metadata.
+    #[arg(long, value_name = "PROFILE.toml")]
+    pub robot: Option<PathBuf>,
+    /// Scene overlay(s) to start from (applied before the fitted values).
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
+    /// Objective evaluations at most (each replays every training episode).
+    #[arg(long, default_value_t = 600, value_name = "N")]
+    pub max_evals: usize,
+    /// Seed of the optimiser.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub packages: PackageArgs,
+}
+
+/// What a parameter changes.
+#[derive(Clone, Debug, PartialEq)]
+enum Target {
+    Friction(usize),
+    Damping(usize),
+    Armature(usize),
+    Kp(usize),
+    Kd(usize),
+    Latency,
+    PayloadMass(LinkId),
+    MassScale(LinkId),
+}
+
+/// A parameter to fit, with its bounds and its value in the starting scene.
+#[derive(Clone, Debug)]
+struct Param {
+    name: String,
+    target: Target,
+    lo: f64,
+    hi: f64,
+    nominal: f64,
+}
+
+fn dof_index(scene: &Scene, robot: usize, joint: &str) -> Option<usize> {
+    let instance = &scene.robots[robot];
+    (0..instance.actuators.len()).find(|&d| instance.model.dof_joint(DofId(d as u32)).name == joint)
+}
+
+/// Parses `--params` against the scene (with the robot's gains as built).
+fn parse_params(
+    specs: &[String],
+    scene: &Scene,
+    robot: usize,
+    commanded: &[String],
+) -> anyhow::Result<Vec<Param>> {
+    let instance = &scene.robots[robot];
+    let world = rivet_sim::World::new(
+        Arc::new(scene.clone()),
+        rivet_sim::WorldOptions {
+            seed: 0,
+            threads: Some(1),
+        },
+    )?;
+    let gains = (&world.robots[robot].kp, &world.robots[robot].kd);
+    let mut out: Vec<Param> = Vec::new();
+    for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let (name, bounds) = match spec.split_once('=') {
+            Some((n, b)) => {
+                let (lo, hi) = b
+                    .split_once(':')
+                    .with_context(|| format!("--params `{spec}`: bounds are `=<lo>:<hi>`"))?;
+                let parse = |v: &str| -> anyhow::Result<f64> {
+                    let x: f64 = v
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("--params `{spec}`: `{v}` is not a number"))?;
+                    anyhow::ensure!(x.is_finite(), "--params `{spec}`: bounds must be finite");
+                    Ok(x)
+                };
+                (n, Some((parse(lo)?, parse(hi)?)))
+            }
+            None => (spec, None),
+        };
+        let (kind, arg) = name.split_once('.').unwrap_or((name, ""));
+        let joints: Vec<String> = if arg == "*" {
+            commanded.to_vec()
+        } else {
+            vec![arg.to_owned()]
+        };
+        let link = |arg: &str| -> anyhow::Result<LinkId> {
+            instance
+                .model
+                .links
+                .iter()
+                .position(|l| l.name == arg)
+                .map(|i| LinkId(i as u32))
+                .with_context(|| {
+                    format!(
+                        "--params `{spec}`: robot `{}` has no link `{arg}`",
+                        instance.name
+                    )
+                })
+        };
+        let mut push = |name: String, target: Target, nominal: f64, default: (f64, f64)| {
+            let (lo, hi) = bounds.unwrap_or(default);
+            out.push(Param {
+                name,
+                target,
+                lo,
+                hi,
+                nominal,
+            });
+        };
+        match kind {
+            "friction" | "damping" | "armature" | "kp" | "kd" => {
+                for joint in &joints {
+                    let d = dof_index(scene, robot, joint).with_context(|| {
+                        format!(
+                            "--params `{spec}`: robot `{}` has no actuated joint `{joint}`",
+                            instance.name
+                        )
+                    })?;
+                    let a = &instance.actuators[d];
+                    let (target, nominal, default) = match kind {
+                        "friction" => (
+                            Target::Friction(d),
+                            a.friction,
+                            (0.0, (4.0 * a.friction).max(2.0)),
+                        ),
+                        "damping" => (
+                            Target::Damping(d),
+                            a.damping,
+                            (0.0, (4.0 * a.damping).max(5.0)),
+                        ),
+                        "armature" => (
+                            Target::Armature(d),
+                            a.armature,
+                            (0.0, (4.0 * a.armature).max(0.5)),
+                        ),
+                        "kp" => (
+                            Target::Kp(d),
+                            gains.0[d],
+                            (0.25 * gains.0[d], 4.0 * gains.0[d]),
+                        ),
+                        _ => (
+                            Target::Kd(d),
+                            gains.1[d],
+                            (0.25 * gains.1[d], 4.0 * gains.1[d]),
+                        ),
+                    };
+                    push(format!("{kind}.{joint}"), target, nominal, default);
+                }
+            }
+            "latency" => {
+                anyhow::ensure!(arg.is_empty(), "--params `{spec}`: `latency` takes no name");
+                let nominal = instance.command_latency_steps as f64 * scene.world.dt_secs;
+                push("latency".into(), Target::Latency, nominal, (0.0, 0.1));
+            }
+            "payload_mass" => {
+                let l = link(arg)?;
+                let nominal = instance
+                    .payload
+                    .as_ref()
+                    .filter(|p| p.link == l)
+                    .map_or(0.0, |p| p.mass_kg);
+                push(
+                    format!("payload_mass.{arg}"),
+                    Target::PayloadMass(l),
+                    nominal,
+                    (0.0, 5.0),
+                );
+            }
+            "mass_scale" => {
+                let l = link(arg)?;
+                let nominal = instance
+                    .link_mass_scale
+                    .iter()
+                    .find(|(k, _)| *k == l)
+                    .map_or(1.0, |(_, s)| *s);
+                push(
+                    format!("mass_scale.{arg}"),
+                    Target::MassScale(l),
+                    nominal,
+                    (0.5, 2.0),
+                );
+            }
+            other => anyhow::bail!(
+                "--params `{spec}`: unknown parameter `{other}` (friction, damping, armature, kp, \
+                 kd, latency, payload_mass, mass_scale)"
+            ),
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "--params: nothing to fit");
+    for p in &out {
+        anyhow::ensure!(
+            p.lo < p.hi
+                && (p.target == Target::Latency
+                    || p.lo >= 0.0
+                    || matches!(p.target, Target::Kp(_) | Target::Kd(_))),
+            "--params {}: bounds [{}, {}] must have lo < hi (and lo >= 0)",
+            p.name,
+            p.lo,
+            p.hi
+        );
+        anyhow::ensure!(
+            !matches!(p.target, Target::MassScale(_)) || p.lo > 0.0,
+            "--params {}: a mass scale must stay > 0",
+            p.name
+        );
+    }
+    for (i, p) in out.iter().enumerate() {
+        anyhow::ensure!(
+            !out[..i].iter().any(|q| q.target == p.target),
+            "--params: {} is listed twice",
+            p.name
+        );
+    }
+    let payload_links: Vec<&LinkId> = out
+        .iter()
+        .filter_map(|p| match &p.target {
+            Target::PayloadMass(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    anyhow::ensure!(
+        payload_links.len() <= 1,
+        "--params: a robot carries one payload; fit payload_mass on one link"
+    );
+    Ok(out)
+}
+
+/// The scene with `values` applied to robot `robot`.
+fn apply(base: &Scene, robot: usize, params: &[Param], values: &[f64]) -> Scene {
+    let mut scene = base.clone();
+    let r = &mut scene.robots[robot];
+    for (p, &v) in params.iter().zip(values) {
+        match &p.target {
+            Target::Friction(d) => r.actuators[*d].friction = v,
+            Target::Damping(d) => r.actuators[*d].damping = v,
+            Target::Armature(d) => r.actuators[*d].armature = v,
+            Target::Kp(d) => r.actuators[*d].kp = Some(v),
+            Target::Kd(d) => r.actuators[*d].kd = Some(v),
+            Target::Latency => {
+                r.command_latency_steps = (v / base.world.dt_secs).round().max(0.0) as usize
+            }
+            Target::PayloadMass(l) => {
+                let (offset, radius_m) = match &r.payload {
+                    Some(p) if p.link == *l => (p.offset, p.radius_m),
+                    _ => ([0.0; 3], 0.02),
+                };
+                r.payload = Some(Payload {
+                    link: *l,
+                    mass_kg: v,
+                    offset,
+                    radius_m,
+                });
+            }
+            Target::MassScale(l) => {
+                r.link_mass_scale.retain(|(k, _)| k != l);
+                r.link_mass_scale.push((*l, v));
+            }
+        }
+    }
+    scene
+}
+
+/// The value a parameter gets in the overlay file (latency: whole physics steps).
+fn written_value(p: &Param, v: f64, dt: f64) -> f64 {
+    match p.target {
+        Target::Latency => (v / dt).round().max(0.0) * dt,
+        _ => v,
+    }
+}
+
+/// Writes the overlay (through a `.partial` file, then renamed).
+fn write_overlay(
+    path: &Path,
+    base: &Scene,
+    robot: usize,
+    params: &[Param],
+    values: &[f64],
+    header: &str,
+) -> anyhow::Result<()> {
+    let instance = &base.robots[robot];
+    let mut robot_table = toml::Table::new();
+    let mut joints = toml::Table::new();
+    let mut scales = toml::Table::new();
+    for (p, &v) in params.iter().zip(values) {
+        let v = written_value(p, v, base.world.dt_secs);
+        let joint = |d: usize| instance.model.dof_joint(DofId(d as u32)).name.clone();
+        let mut set_joint = |d: usize, key: &str| {
+            let entry = joints
+                .entry(joint(d))
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key.to_owned(), toml::Value::Float(v));
+            }
+        };
+        match &p.target {
+            Target::Friction(d) => set_joint(*d, "friction"),
+            Target::Damping(d) => set_joint(*d, "damping"),
+            Target::Armature(d) => set_joint(*d, "armature"),
+            Target::Kp(d) => set_joint(*d, "kp"),
+            Target::Kd(d) => set_joint(*d, "kd"),
+            Target::Latency => {
+                robot_table.insert("command_latency_secs".into(), toml::Value::Float(v));
+            }
+            Target::PayloadMass(l) => {
+                let (offset, radius) = match &instance.payload {
+                    Some(p) if p.link == *l => (p.offset, p.radius_m),
+                    _ => ([0.0; 3], 0.02),
+                };
+                let mut t = toml::Table::new();
+                t.insert(
+                    "link".into(),
+                    toml::Value::String(instance.model.links[l.0 as usize].name.clone()),
+                );
+                t.insert("mass".into(), toml::Value::Float(v));
+                t.insert(
+                    "offset".into(),
+                    toml::Value::Array(offset.iter().map(|x| toml::Value::Float(*x)).collect()),
+                );
+                t.insert("radius".into(), toml::Value::Float(radius));
+                robot_table.insert("payload".into(), toml::Value::Table(t));
+            }
+            Target::MassScale(l) => {
+                scales.insert(
+                    instance.model.links[l.0 as usize].name.clone(),
+                    toml::Value::Float(v),
+                );
+            }
+        }
+    }
+    if !scales.is_empty() {
+        robot_table.insert("link_mass_scale".into(), toml::Value::Table(scales));
+    }
+    if !joints.is_empty() {
+        robot_table.insert("joints".into(), toml::Value::Table(joints));
+    }
+    let mut robots = toml::Table::new();
+    robots.insert(instance.name.clone(), toml::Value::Table(robot_table));
+    let mut root = toml::Table::new();
+    root.insert("robot".into(), toml::Value::Table(robots));
+    let text = format!("{header}{}", toml::to_string(&root)?);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Replays and scores `episodes` in `scene`: (path, position RMSE, gap score) each.
+fn score(
+    scene: &Arc<Scene>,
+    episodes: &[(PathBuf, Episode, Replay)],
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for (path, episode, replay) in episodes {
+        let sim = replay.run(scene.clone(), episode)?;
+        let gap = rivet_sim::replay::gap(scene, replay, episode, &sim, None)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        out.push(json!({
+            "episode": path,
+            "position_rmse": gap.position_rmse,
+            "score": gap.score,
+            "tool_position_rmse": gap.tool_position_rmse,
+            "time_lag_secs": gap.time_lag_secs,
+        }));
+    }
+    Ok(out)
+}
+
+fn pooled(scores: &[serde_json::Value]) -> f64 {
+    let v: Vec<f64> = scores
+        .iter()
+        .filter_map(|s| s["position_rmse"].as_f64())
+        .collect();
+    (v.iter().map(|x| x * x).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
+/// Runs `rivet sysid`.
+pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let packages = args.packages.resolve();
+    let base = Scene::load_with_overlays(&args.scene, &args.overlay, &packages)
+        .with_context(|| format!("cannot load {}", args.scene.display()))?;
+    let robot = scene_robot(&base)?;
+    let profile = match &args.robot {
+        Some(p) => Some(RobotProfile::load(p)?),
+        None => None,
+    };
+    let load = |paths: &[PathBuf]| -> anyhow::Result<Vec<(PathBuf, Episode, Replay)>> {
+        paths
+            .iter()
+            .map(|p| {
+                let (episode, _) = load_episode(p, &base, robot, profile.as_ref())?;
+                let replay = Replay::new(&base, robot, &episode)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                Ok((p.clone(), episode, replay))
+            })
+            .collect()
+    };
+    let training = load(&args.episodes)?;
+    let holdout = load(&args.holdout)?;
+    let commanded = training[0].1.command_joints.clone();
+    let params = parse_params(&args.params, &base, robot, &commanded)?;
+    anyhow::ensure!(args.max_evals >= 10, "--max-evals must be at least 10");
+
+    // The cost: pooled joint-position RMSE over the training episodes, at a point of the unit
+    // cube (clamped; the distance outside adds a penalty so the search comes back).
+    let to_values = |x: &[f64]| -> (Vec<f64>, f64) {
+        let mut outside = 0.0;
+        let values = params
+            .iter()
+            .zip(x)
+            .map(|(p, &u)| {
+                let c = u.clamp(0.0, 1.0);
+                outside += (u - c) * (u - c);
+                p.lo + c * (p.hi - p.lo)
+            })
+            .collect();
+        (values, outside)
+    };
+    let cost = |x: &[f64]| -> f64 {
+        let (values, outside) = to_values(x);
+        let scene = Arc::new(apply(&base, robot, &params, &values));
+        let mut sum = 0.0;
+        for (_, episode, replay) in &training {
+            let rmse = match replay.run(scene.clone(), episode) {
+                Ok(sim) => position_rmse(replay, episode, &sim, 10.0),
+                Err(_) => 10.0,
+            };
+            sum += rmse * rmse;
+        }
+        (sum / training.len() as f64).sqrt() * (1.0 + outside) + outside
+    };
+    let start: Vec<f64> = params
+        .iter()
+        .map(|p| ((p.nominal - p.lo) / (p.hi - p.lo)).clamp(0.05, 0.95))
+        .collect();
+    let objective = |x: &cmaes::DVector<f64>| cost(x.as_slice());
+    let mut state = cmaes::CMAESOptions::new(start.clone(), 0.25)
+        .max_function_evals(args.max_evals)
+        .tol_x(1e-4)
+        .tol_fun(1e-12)
+        .seed(args.seed)
+        .build(objective)
+        .map_err(|e| anyhow::anyhow!("CMA-ES options: {e:?}"))?;
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(args.max_evals as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "sysid {bar:30} {pos}/{len} evals  best rmse {msg}  ({elapsed})",
+        )
+        .expect("a valid template"),
+    );
+    let initial_cost = cost(&start);
+    let termination = loop {
+        let done = state.next_parallel();
+        bar.set_position(state.function_evals() as u64);
+        if let Some(best) = state.overall_best_individual() {
+            bar.set_message(format!("{:.6}", best.value));
+        }
+        if let Some(t) = done {
+            break t;
+        }
+    };
+    bar.finish_and_clear();
+    let best = termination
+        .overall_best
+        .as_ref()
+        .context("the optimiser found no valid point")?;
+    let (fitted, _) = to_values(best.point.as_slice());
+    let fit_secs = started.elapsed().as_secs_f64();
+
+    let names: Vec<String> = args
+        .episodes
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let header = format!(
+        "# Fitted by `rivet sysid` to {} (parameters: {}).\n# Use with --overlay; the scene: {}\n\n",
+        names.join(", "),
+        params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.scene.display()
+    );
+    write_overlay(&args.out, &base, robot, &params, &fitted, &header)?;
+
+    // Before and after, measured from the files.
+    let before_scene = Arc::new(base.clone());
+    let mut overlays = args.overlay.clone();
+    overlays.push(args.out.clone());
+    let after_scene = Arc::new(
+        Scene::load_with_overlays(&args.scene, &overlays, &packages)
+            .with_context(|| format!("cannot load the written overlay {}", args.out.display()))?,
+    );
+    let train_before = score(&before_scene, &training)?;
+    let train_after = score(&after_scene, &training)?;
+    let hold_before = score(&before_scene, &holdout)?;
+    let hold_after = score(&after_scene, &holdout)?;
+    let reduction = |b: f64, a: f64| if b > 0.0 { 1.0 - a / b } else { 0.0 };
+    let (tb, ta) = (pooled(&train_before), pooled(&train_after));
+    let (hb, ha) = (pooled(&hold_before), pooled(&hold_after));
+    let params_json: Vec<serde_json::Value> = params
+        .iter()
+        .zip(&fitted)
+        .map(|(p, &v)| {
+            json!({
+                "name": p.name,
+                "nominal": p.nominal,
+                "fitted": written_value(p, v, base.world.dt_secs),
+                "lo": p.lo,
+                "hi": p.hi,
+            })
+        })
+        .collect();
+    let summary = json!({
+        "scene": args.scene,
+        "robot": base.robots[robot].name,
+        "out": args.out,
+        "params": params_json,
+        "optimizer": {
+            "algorithm": "CMA-ES (cmaes 0.2)",
+            "evaluations": state.function_evals(),
+            "generations": state.generation(),
+            "termination": format!("{:?}", termination.reasons),
+            "initial_cost": initial_cost,
+            "best_cost": best.value,
+            "threads": rayon::current_num_threads(),
+        },
+        "training": {
+            "before": train_before, "after": train_after,
+            "position_rmse_before": tb, "position_rmse_after": ta,
+            "reduction": reduction(tb, ta),
+        },
+        "holdout": {
+            "before": hold_before, "after": hold_after,
+            "position_rmse_before": hb, "position_rmse_after": ha,
+            "reduction": reduction(hb, ha),
+        },
+        "fit_secs": fit_secs,
+        "wall_secs": started.elapsed().as_secs_f64(),
+    });
+    if args.json {
+        crate::print_json(&summary)?;
+    } else {
+        println!(
+            "{:<28} {:>12} {:>12} {:>20}",
+            "parameter", "nominal", "fitted", "bounds"
+        );
+        for p in &params_json {
+            println!(
+                "{:<28} {:>12.5} {:>12.5} {:>20}",
+                p["name"].as_str().unwrap_or(""),
+                p["nominal"].as_f64().unwrap_or(f64::NAN),
+                p["fitted"].as_f64().unwrap_or(f64::NAN),
+                format!(
+                    "[{}, {}]",
+                    p["lo"].as_f64().unwrap_or(f64::NAN),
+                    p["hi"].as_f64().unwrap_or(f64::NAN)
+                )
+            );
+        }
+        println!(
+            "training joint-position rmse {tb:.5} -> {ta:.5} ({:.0}% lower)",
+            100.0 * reduction(tb, ta)
+        );
+        if !holdout.is_empty() {
+            println!(
+                "held-out joint-position rmse {hb:.5} -> {ha:.5} ({:.0}% lower)",
+                100.0 * reduction(hb, ha)
+            );
+        }
+        println!(
+            "{} evaluations in {:.1} s; wrote {}",
+            state.function_evals(),
+            fit_secs,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

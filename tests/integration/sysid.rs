@@ -1,0 +1,242 @@
+//! The sim-to-real loop end to end through the CLI: episodes recorded by `rivet deploy` from a
+//! `rivet robot serve` robot with hidden physical differences (`--perturb`, `--latency-ms`) are
+//! replayed and scored by `rivet gap`, and `rivet sysid` recovers the differences; an MCAP
+//! written by an independent tool (rosbags) is read and scored.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::cli::{json_stdout, rivet};
+use crate::repo;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The shipped arm profile, connecting to `port`.
+fn arm_profile(dir: &Path, port: u16) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("scenes/profiles/arm6.toml")).unwrap();
+    let urdf = repo().join("scenes/robots/rivet_arm6.urdf");
+    let text = text
+        .replace(
+            "urdf = \"../robots/rivet_arm6.urdf\"",
+            &format!("urdf = {:?}", urdf.to_str().unwrap()),
+        )
+        .replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{port}"));
+    let path = dir.join("arm6.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = rivet(args, repo());
+    assert!(
+        out.status.success(),
+        "rivet {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_stdout(&out)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let profile = arm_profile(d, port);
+    let scene = repo().join("scenes/arm.toml");
+    // The "real" robot: shoulder_pan friction x2 (URDF 0.5 N·m), elbow damping +50% (URDF
+    // 1 N·m·s/rad), a 0.5 kg payload on the gripper, 8 ms on commands (and on states).
+    let known = d.join("known.toml");
+    std::fs::write(
+        &known,
+        "[robot.arm]\npayload = { link = \"gripper_base\", mass = 0.5 }\n\
+         [robot.arm.joints.shoulder_pan]\nfriction = 1.0\n\
+         [robot.arm.joints.elbow]\ndamping = 1.5\n",
+    )
+    .unwrap();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let mut robot = Command::new(env!("CARGO_BIN_EXE_rivet"))
+        .args([
+            "robot",
+            "serve",
+            s(&scene),
+            "--profile",
+            s(&profile),
+            "--perturb",
+            s(&known),
+            "--latency-ms",
+            "8",
+            "--listen",
+            &listen,
+        ])
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut episodes = Vec::new();
+    for (name, amplitude, period) in [("a", 0.4, 2.0), ("b", 0.3, 1.3), ("c", 0.35, 1.7)] {
+        let mcap = d.join(format!("{name}.mcap"));
+        let controller = format!(
+            "sine:amplitude={amplitude},period={period},joints=shoulder_pan+shoulder_lift+elbow"
+        );
+        let report = ok_json(&[
+            "deploy",
+            "--robot",
+            s(&profile),
+            "--controller",
+            &controller,
+            "--duration",
+            "5",
+            "--record",
+            s(&mcap),
+            "--json",
+        ]);
+        assert_eq!(report["report"]["exit"], "duration", "{report}");
+        episodes.push(mcap);
+    }
+    robot.kill().unwrap();
+    let _ = robot.wait();
+
+    // The gap of the held-out episode in the nominal scene, with a recording.
+    let rrd = d.join("gap.rrd");
+    let before = ok_json(&[
+        "gap",
+        "--scene",
+        s(&scene),
+        "--episode",
+        s(&episodes[2]),
+        "--record",
+        s(&rrd),
+        "--json",
+    ]);
+    let gap = &before["gap"];
+    assert_eq!(before["episode"]["state_clock"], "header_stamp", "{before}");
+    assert_eq!(gap["joints"].as_array().unwrap().len(), 8, "{gap}");
+    assert!(gap["score"].as_f64().unwrap() > 0.0, "{gap}");
+    assert!(gap["tool_position_rmse"].as_f64().unwrap() > 0.0, "{gap}");
+    // Commands act about 8 ms late on the robot: its motion lags the simulation's.
+    let lag = gap["time_lag_secs"].as_f64().unwrap();
+    assert!((0.003..0.025).contains(&lag), "lag {lag} s");
+    assert!(std::fs::metadata(&rrd).unwrap().len() > 10_000);
+
+    // Fit the four hidden parameters on two episodes; score the third.
+    let out = d.join("calibrated.toml");
+    let fit = ok_json(&[
+        "sysid",
+        "--scene",
+        s(&scene),
+        "--episodes",
+        s(&episodes[0]),
+        s(&episodes[1]),
+        "--holdout",
+        s(&episodes[2]),
+        "--params",
+        "friction.shoulder_pan,damping.elbow,payload_mass.gripper_base,latency",
+        "--out",
+        s(&out),
+        "--json",
+    ]);
+    let fitted = |name: &str| {
+        fit["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["fitted"].as_f64())
+            .unwrap_or_else(|| panic!("no {name} in {fit}"))
+    };
+    let within = |name: &str, truth: f64| {
+        let v = fitted(name);
+        assert!(
+            (v - truth).abs() <= 0.1 * truth,
+            "{name}: fitted {v}, truth {truth}: {fit}"
+        );
+    };
+    within("friction.shoulder_pan", 1.0);
+    within("damping.elbow", 1.5);
+    within("payload_mass.gripper_base", 0.5);
+    // Within one control period (100 Hz) of the 8 ms the robot adds.
+    let latency = fitted("latency");
+    assert!((latency - 0.008).abs() <= 0.010, "latency {latency}: {fit}");
+    let reduction = fit["holdout"]["reduction"].as_f64().unwrap();
+    assert!(reduction >= 0.8, "held-out RMSE cut by {reduction}: {fit}");
+
+    // The overlay is a scene overlay: gap takes it and reports the smaller gap.
+    let after = ok_json(&[
+        "gap",
+        "--scene",
+        s(&scene),
+        "--episode",
+        s(&episodes[2]),
+        "--overlay",
+        s(&out),
+        "--json",
+    ]);
+    assert!(
+        after["gap"]["position_rmse"].as_f64().unwrap()
+            <= 0.2 * gap["position_rmse"].as_f64().unwrap(),
+        "{after}"
+    );
+}
+
+#[test]
+fn gap_reads_and_scores_a_rosbags_written_episode() {
+    let episode = repo().join("tests/gap/rosbags_arm_episode.mcap");
+    let scene = repo().join("scenes/arm.toml");
+    let out = ok_json(&[
+        "gap",
+        "--scene",
+        s(&scene),
+        "--episode",
+        s(&episode),
+        "--json",
+    ]);
+    let info = &out["episode"];
+    assert_eq!(info["state_topic"], "/joint_states", "{out}");
+    assert_eq!(
+        info["command_topic"], "/joint_trajectory_controller/joint_trajectory",
+        "{out}"
+    );
+    assert_eq!(info["state_clock"], "header_stamp", "{out}");
+    assert_eq!(info["states"], 401, "{out}");
+    assert_eq!(info["commands"], 200, "{out}");
+    let gap = &out["gap"];
+    let joints: Vec<&str> = gap["joints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["joint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        joints,
+        [
+            "shoulder_pan",
+            "shoulder_lift",
+            "elbow",
+            "wrist_1",
+            "wrist_2",
+            "wrist_3"
+        ]
+    );
+    // The recorded robot is idealised (no gravity sag, a pure 30 ms delay): the simulated arm
+    // differs by centimetres, not metres, and the score is finite.
+    let score = gap["score"].as_f64().unwrap();
+    assert!(score.is_finite() && score > 0.0 && score < 1.0, "{gap}");
+    assert!(gap["tool_position_rmse"].as_f64().unwrap() < 0.3, "{gap}");
+
+    // A file that is not an episode is a clear error naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.mcap");
+    std::fs::write(&bad, b"not an mcap").unwrap();
+    let err = rivet(&["gap", "--scene", s(&scene), "--episode", s(&bad)], repo());
+    assert!(!err.status.success());
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(text.contains("bad.mcap"), "{text}");
+}
