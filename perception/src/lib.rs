@@ -14,6 +14,7 @@ pub mod encoder;
 mod error;
 pub mod imu;
 pub mod noise;
+pub mod render;
 
 pub use cloud::{PinholeIntrinsics, VoxelGrid, VoxelGridConfig, depth_to_points};
 pub use encoder::{Encoder, EncoderConfig, EncoderReading, EncoderResolution};
