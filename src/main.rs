@@ -15,6 +15,7 @@ mod episode;
 mod learn;
 mod robot;
 mod run;
+mod sensors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

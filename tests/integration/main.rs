@@ -12,6 +12,7 @@ mod determinism;
 mod learn;
 mod robots;
 mod scenarios;
+mod sensors;
 
 use std::path::{Path, PathBuf};
 
