@@ -9,6 +9,7 @@
 mod bench;
 mod bench_bridge;
 mod bench_learn;
+mod bench_sensors;
 mod check;
 mod deploy;
 mod episode;

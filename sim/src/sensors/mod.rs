@@ -74,13 +74,11 @@ struct CameraSlot {
 struct CameraRig {
     groups: Vec<CameraGroup>,
     slots: Vec<CameraSlot>,
-    sources: Vec<InstanceSource>,
+    geometry: RenderScene,
     instances: Vec<Instance>,
     /// Simulation time of each camera's latest frame and whether it came this step.
     stamps: Vec<Option<f64>>,
     fresh: Vec<bool>,
-    /// Instance names by instance id - 1.
-    instance_names: Vec<String>,
 }
 
 /// The latest scan of a lidar.
@@ -193,6 +191,148 @@ fn mesh_for(geometry: &Geometry) -> MeshData {
     }
 }
 
+/// The drawable geometry of a world for the renderer: one mesh per visual (ground, robot link
+/// visuals, props, actors), where it hangs (a body or fixed), its colour and ids.
+pub struct RenderScene {
+    /// Meshes, one per drawable.
+    pub meshes: Vec<MeshData>,
+    sources: Vec<InstanceSource>,
+    /// Instance names by instance id - 1.
+    pub instance_names: Vec<String>,
+}
+
+impl RenderScene {
+    /// The geometry of `world`'s scene: instance ids number the ground, each robot link with
+    /// visuals, each prop and each actor from 1 in that order; semantic ids are the scene's
+    /// classes.
+    pub fn new(world: &World) -> Self {
+        let scene = world.scene();
+        let model = &scene.sensors;
+        let mut meshes = Vec::new();
+        let mut sources = Vec::new();
+        let mut names = Vec::new();
+        let mut next_id = 1u32;
+        let add = |meshes: &mut Vec<MeshData>,
+                   sources: &mut Vec<InstanceSource>,
+                   body,
+                   body_from_mesh,
+                   geometry: MeshData,
+                   color,
+                   instance_id,
+                   semantic_id| {
+            meshes.push(geometry);
+            sources.push(InstanceSource {
+                body,
+                body_from_mesh,
+                mesh: MeshId(meshes.len() as u32 - 1),
+                color,
+                instance_id,
+                semantic_id,
+            });
+        };
+        if scene.world.ground_friction.is_some() {
+            add(
+                &mut meshes,
+                &mut sources,
+                None,
+                Isometry3::identity(),
+                MeshData::plane(GROUND_HALF_SIZE_M),
+                [0.55, 0.55, 0.5, 1.0],
+                next_id,
+                model.ground_class,
+            );
+            names.push("ground".to_string());
+            next_id += 1;
+        }
+        for (r, (robot, state)) in scene.robots.iter().zip(&world.robots).enumerate() {
+            for (l, link) in robot.model.links.iter().enumerate() {
+                let Some(body) = state.link_bodies[l] else {
+                    continue;
+                };
+                if link.visuals.is_empty() {
+                    continue;
+                }
+                for visual in &link.visuals {
+                    add(
+                        &mut meshes,
+                        &mut sources,
+                        Some(body),
+                        isometry(&visual.link_from_geometry),
+                        mesh_for(&visual.geometry),
+                        visual.color,
+                        next_id,
+                        model.robot_classes[r],
+                    );
+                }
+                names.push(format!("{}/{}", robot.name, link.name));
+                next_id += 1;
+            }
+        }
+        for (p, prop) in scene.props.iter().enumerate() {
+            add(
+                &mut meshes,
+                &mut sources,
+                Some(world.props[p]),
+                Isometry3::identity(),
+                mesh_for(&prop.shape.geometry),
+                prop.color,
+                next_id,
+                model.prop_classes[p],
+            );
+            names.push(prop.name.clone());
+            next_id += 1;
+        }
+        for (a, actor) in scene.actors.iter().enumerate() {
+            add(
+                &mut meshes,
+                &mut sources,
+                Some(world.actors[a]),
+                Isometry3::identity(),
+                mesh_for(&actor.shape.geometry),
+                actor.color,
+                next_id,
+                model.actor_classes[a],
+            );
+            names.push(actor.name.clone());
+            next_id += 1;
+        }
+
+        Self {
+            meshes,
+            sources,
+            instance_names: names,
+        }
+    }
+
+    /// Number of instances drawn per frame.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether there is nothing to draw.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// The instances at the world's current poses, into `out` (cleared first).
+    pub fn instances(&self, world: &World, out: &mut Vec<Instance>) {
+        out.clear();
+        for s in &self.sources {
+            let world_from_body = s
+                .body
+                .map_or_else(Isometry3::identity, |b| isometry(&world.body_pose(b)));
+            out.push(Instance {
+                world: 0,
+                mesh: s.mesh,
+                world_from_mesh: world_from_body * s.body_from_mesh,
+                color: s.color,
+                instance_id: s.instance_id,
+                semantic_id: s.semantic_id,
+            });
+        }
+    }
+}
+
 /// Pose of a mount in the world now, and its body (if any).
 fn mount_pose(world: &World, mount: Mount) -> (Isometry3<f64>, Option<RigidBodyHandle>) {
     let body = match mount {
@@ -297,95 +437,11 @@ impl SensorSuite {
         let fail = |element: String, e: rivet_perception::PerceptionError| {
             SimError::scene(&source, element, e.to_string())
         };
-        let mut meshes = Vec::new();
-        let mut sources = Vec::new();
-        let mut names = Vec::new();
-        let mut next_id = 1u32;
-        let add = |meshes: &mut Vec<MeshData>,
-                   sources: &mut Vec<InstanceSource>,
-                   body,
-                   body_from_mesh,
-                   geometry: MeshData,
-                   color,
-                   instance_id,
-                   semantic_id| {
-            meshes.push(geometry);
-            sources.push(InstanceSource {
-                body,
-                body_from_mesh,
-                mesh: MeshId(meshes.len() as u32 - 1),
-                color,
-                instance_id,
-                semantic_id,
-            });
-        };
-        if scene.world.ground_friction.is_some() {
-            add(
-                &mut meshes,
-                &mut sources,
-                None,
-                Isometry3::identity(),
-                MeshData::plane(GROUND_HALF_SIZE_M),
-                [0.55, 0.55, 0.5, 1.0],
-                next_id,
-                model.ground_class,
-            );
-            names.push("ground".to_string());
-            next_id += 1;
-        }
-        for (r, (robot, state)) in scene.robots.iter().zip(&world.robots).enumerate() {
-            for (l, link) in robot.model.links.iter().enumerate() {
-                let Some(body) = state.link_bodies[l] else {
-                    continue;
-                };
-                if link.visuals.is_empty() {
-                    continue;
-                }
-                for visual in &link.visuals {
-                    add(
-                        &mut meshes,
-                        &mut sources,
-                        Some(body),
-                        isometry(&visual.link_from_geometry),
-                        mesh_for(&visual.geometry),
-                        visual.color,
-                        next_id,
-                        model.robot_classes[r],
-                    );
-                }
-                names.push(format!("{}/{}", robot.name, link.name));
-                next_id += 1;
-            }
-        }
-        for (p, prop) in scene.props.iter().enumerate() {
-            add(
-                &mut meshes,
-                &mut sources,
-                Some(world.props[p]),
-                Isometry3::identity(),
-                mesh_for(&prop.shape.geometry),
-                prop.color,
-                next_id,
-                model.prop_classes[p],
-            );
-            names.push(prop.name.clone());
-            next_id += 1;
-        }
-        for (a, actor) in scene.actors.iter().enumerate() {
-            add(
-                &mut meshes,
-                &mut sources,
-                Some(world.actors[a]),
-                Isometry3::identity(),
-                mesh_for(&actor.shape.geometry),
-                actor.color,
-                next_id,
-                model.actor_classes[a],
-            );
-            names.push(actor.name.clone());
-            next_id += 1;
-        }
-
+        let RenderScene {
+            meshes,
+            sources,
+            instance_names: names,
+        } = RenderScene::new(world);
         // Group cameras by rate (bitwise-equal rates), in order of first appearance.
         let mut groups: Vec<CameraGroup> = Vec::new();
         let mut slots = Vec::with_capacity(model.cameras.len());
@@ -448,10 +504,13 @@ impl SensorSuite {
             groups,
             slots: slots.into_iter().map(|(_, s)| s).collect(),
             instances: Vec::with_capacity(sources.len()),
-            sources,
+            geometry: RenderScene {
+                meshes: Vec::new(),
+                sources,
+                instance_names: names,
+            },
             stamps: vec![None; model.cameras.len()],
             fresh: vec![false; model.cameras.len()],
-            instance_names: names,
         })
     }
 
@@ -476,7 +535,9 @@ impl SensorSuite {
     /// Instance names by instance id (index `id - 1`): `ground`, `<robot>/<link>`, props and
     /// actors by name. Empty without cameras.
     pub fn instance_names(&self) -> &[String] {
-        self.rig.as_ref().map_or(&[], |r| &r.instance_names)
+        self.rig
+            .as_ref()
+            .map_or(&[], |r| &r.geometry.instance_names)
     }
 
     /// Camera `c`'s latest images, their simulation time, and whether they came this step.
@@ -527,20 +588,7 @@ impl SensorSuite {
             rig.fresh.fill(false);
             let due: bool = rig.groups.iter().any(|g| t + tolerance >= g.next_due_secs);
             if due {
-                rig.instances.clear();
-                for s in &rig.sources {
-                    let world_from_body = s
-                        .body
-                        .map_or_else(Isometry3::identity, |b| isometry(&world.body_pose(b)));
-                    rig.instances.push(Instance {
-                        world: 0,
-                        mesh: s.mesh,
-                        world_from_mesh: world_from_body * s.body_from_mesh,
-                        color: s.color,
-                        instance_id: s.instance_id,
-                        semantic_id: s.semantic_id,
-                    });
-                }
+                rig.geometry.instances(world, &mut rig.instances);
             }
             for group in rig.groups.iter_mut() {
                 if t + tolerance < group.next_due_secs {
@@ -699,7 +747,7 @@ impl SensorSuite {
 
 /// Casts a scan's rays in parallel: the rays are split into chunks, and each worker builds its
 /// own query pipeline over the shared broad phase (a query pipeline is not `Sync`).
-fn cast_scan(
+pub fn cast_scan(
     physics: &PhysicsWorld,
     lidar: &LidarSpec,
     world_from_sensor: &Isometry3<f64>,
