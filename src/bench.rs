@@ -31,6 +31,10 @@ pub enum BenchWhat {
     /// Hardware bridge latency over loopback zenoh: raw ping/pong vs the deploy loop's
     /// state-in to command-out round trip (p50/p99/p99.9), and the clock loop's jitter.
     Bridge(crate::bench_bridge::BridgeArgs),
+    /// Camera frames/s (RGB + depth + segmentation) at 128x128 and 640x480 for the brick scene,
+    /// one and 16 batched cameras, on the adapter present (named), and lidar rays/s;
+    /// `bench/sensors_vs_pybullet.py` runs PyBullet's getCameraImage alongside.
+    Sensors(crate::bench_sensors::SensorsArgs),
 }
 
 /// Arguments of `rivet bench physics`.
@@ -74,6 +78,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Control(a) => control(a),
         BenchWhat::Learn(a) => crate::bench_learn::learn(a),
         BenchWhat::Bridge(a) => crate::bench_bridge::bridge(a),
+        BenchWhat::Sensors(a) => crate::bench_sensors::sensors(a),
     }
 }
 

@@ -9,6 +9,7 @@
 mod bench;
 mod bench_bridge;
 mod bench_learn;
+mod bench_sensors;
 mod check;
 mod deploy;
 mod episode;
@@ -16,6 +17,7 @@ mod gap;
 mod learn;
 mod robot;
 mod run;
+mod sensors;
 mod sysid;
 
 use std::path::PathBuf;

@@ -403,8 +403,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let now = Instant::now();
         // Commands received: validate, then delay.
-        if let Some(_info) = command_sub.slot().take_newer(last, &mut buf) {
-            last = _info.counter;
+        if let Some(info) = command_sub.slot().take_newer(last, &mut buf) {
+            last = info.counter;
             let parsed = match kind {
                 CommandKind::JointTrajectory => match traj_msg.decode_into(&buf) {
                     Err(_) => Err("undecodable"),
@@ -440,7 +440,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             match parsed {
                 Ok(command) => {
                     accepted += 1;
-                    in_line.push(command, now, &mut rng);
+                    // Delayed from when it arrived, not from when this loop noticed it.
+                    in_line.push(command, info.arrived.min(now), &mut rng);
                 }
                 Err(reason) => {
                     rejected += 1;
@@ -449,7 +450,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         let t = world.time_secs();
-        while let Some(command) = in_line.pop_due(now) {
+        // Commands due by this step's scheduled time act in it: when the loop runs late (a
+        // busy machine), steps catch up in simulated time and commands still act at the
+        // simulated time they would have on a hard real-time controller.
+        while let Some(command) = in_line.pop_due(deadline) {
             player.apply(&command, t);
         }
         let state = &mut world.robots[robot_index];

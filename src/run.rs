@@ -123,12 +123,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let recorder = Recorder::create(&record_path, &world, args.record_rate)
         .with_context(|| format!("cannot record to {}", record_path.display()))?;
+    let sensors = crate::sensors::suite_for(&world, args.json)?;
     let steps = (duration / scene.world.dt_secs).round() as u64;
     let mut app = headless_app(world);
     app.insert_resource(SimRecorder {
         recorder,
         error: None,
     });
+    if let Some(suite) = sensors {
+        app.insert_resource(rivet_sim::SimSensors { suite, error: None });
+    }
 
     let progress = if args.json {
         indicatif::ProgressBar::hidden()
@@ -188,6 +192,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(e) = error {
         return Err(e.into());
     }
+    let mut sensors = app.world_mut().remove_resource::<rivet_sim::SimSensors>();
+    if let Some(e) = sensors.as_mut().and_then(|s| s.error.take()) {
+        return Err(anyhow::Error::from(e).context("a sensor failed"));
+    }
+    let sensors_summary = sensors.as_ref().map(|s| crate::sensors::summary(&s.suite));
     let world = app
         .world_mut()
         .remove_resource::<SimWorld>()
@@ -257,6 +266,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "robots": robots,
         "tasks": tasks,
         "policy": policy_summary,
+        "sensors": sensors_summary,
         "recording": recording,
     });
     if args.json {
@@ -316,6 +326,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     "episode still running at the end of the run"
                 }
             );
+        }
+        if let Some(s) = &sensors_summary {
+            eprintln!("sensors      {}", crate::sensors::summary_line(s));
         }
         eprintln!("recording    {}", recording.display());
         eprintln!(

@@ -37,6 +37,21 @@ pub enum PerceptionError {
         /// The length that was passed.
         got: usize,
     },
+    /// No GPU or software adapter could be opened for rendering.
+    #[error(
+        "no graphics adapter for the cameras ({details}); without a GPU install Mesa's \
+         software rasterisers: apt-get install mesa-vulkan-drivers libvulkan1 libegl-mesa0"
+    )]
+    NoAdapter {
+        /// What was found and why each adapter failed.
+        details: String,
+    },
+    /// The GPU failed while rendering or reading images back.
+    #[error("rendering failed: {message}")]
+    Render {
+        /// What failed.
+        message: String,
+    },
     /// A push came less than one simulation step after the previous one.
     #[error(
         "push at t_secs = {t_secs} is less than dt_secs = {dt_secs} after the previous push at {previous_secs}"

@@ -17,11 +17,13 @@ pub mod record;
 pub mod replay;
 pub mod robot;
 pub mod scene;
+pub mod sensors;
 pub mod task;
 pub mod world;
 
 pub use error::SimError;
-pub use plugin::{SimPlugin, SimSet, SimWorld, headless_app};
+pub use plugin::{SimPlugin, SimSensors, SimSet, SimWorld, headless_app};
 pub use robot::{PackagePaths, RobotModel};
 pub use scene::Scene;
+pub use sensors::SensorSuite;
 pub use world::{World, WorldOptions};

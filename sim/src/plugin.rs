@@ -42,6 +42,15 @@ pub struct SimRecorder {
     pub error: Option<crate::error::SimError>,
 }
 
+/// The run's sensors (cameras, lidars, IMUs, ...), when the scene declares any.
+#[derive(Resource)]
+pub struct SimSensors {
+    /// The sensors.
+    pub suite: crate::sensors::SensorSuite,
+    /// The first sensor error, if any (the run goes on; the caller reports it).
+    pub error: Option<crate::error::SimError>,
+}
+
 /// Adds the simulation stages to the app's `Update` schedule.
 pub struct SimPlugin;
 
@@ -65,7 +74,7 @@ impl Plugin for SimPlugin {
                 (scripts, actors).chain().in_set(SimSet::Actions),
                 actuators.in_set(SimSet::Actuators),
                 physics.in_set(SimSet::Physics),
-                sensors.in_set(SimSet::Sensors),
+                (sensors, sensor_suite).chain().in_set(SimSet::Sensors),
                 record.in_set(SimSet::Record),
             ),
         );
@@ -108,12 +117,32 @@ fn sensors(mut world: ResMut<SimWorld>) {
     }
 }
 
-fn record(world: Res<SimWorld>, recorder: Option<ResMut<SimRecorder>>) {
+/// The scene's sensors read the new state (cameras render, lidars cast, IMUs integrate).
+fn sensor_suite(world: Res<SimWorld>, sensors: Option<ResMut<SimSensors>>) {
+    if let Some(mut sensors) = sensors
+        && running(&world)
+        && sensors.error.is_none()
+        && let Err(e) = sensors.suite.step(&world.0)
+    {
+        sensors.error = Some(e);
+    }
+}
+
+fn record(
+    world: Res<SimWorld>,
+    recorder: Option<ResMut<SimRecorder>>,
+    sensors: Option<Res<SimSensors>>,
+) {
     if let Some(mut recorder) = recorder
         && recorder.error.is_none()
-        && let Err(e) = recorder.recorder.record_step(&world.0)
     {
-        recorder.error = Some(e);
+        let mut result = recorder.recorder.record_step(&world.0);
+        if let (Ok(()), Some(sensors)) = (&result, sensors) {
+            result = recorder.recorder.record_sensors(&world.0, &sensors.suite);
+        }
+        if let Err(e) = result {
+            recorder.error = Some(e);
+        }
     }
 }
 

@@ -7,6 +7,12 @@
 //! - `world/ground`: the ground plane (static).
 //! - `world/contacts`: contact points per recorded step.
 //! - `robots/<robot>/joints/<joint>/{position,velocity,effort,command}`: scalar series.
+//! - `world/cameras/<camera>`: camera pose per frame and its Pinhole (static); children `rgb`,
+//!   `depth` (metres), `segmentation` (class ids, named by the AnnotationContext on
+//!   `world/cameras`) and `instance` (instance ids, named by its own AnnotationContext).
+//! - `world/lidars/<lidar>`: sensor pose per scan; `points`: the scan in the sensor frame.
+//! - `sensors/<sensor>/...`: IMU `accel/{x,y,z}` and `gyro/{x,y,z}`, encoder `counts`,
+//!   `position`, `velocity`, contact `in_contact` and `force_n`, force/torque `fx`..`tz`.
 //!
 //! Time is on the `sim_time` timeline (seconds) and the `step` sequence.
 //! Names are sanitised for entity paths: characters other than letters, digits, `_` and `-`
@@ -68,6 +74,9 @@ pub struct Recorder {
     actors: Vec<String>,
     every_n_steps: u64,
     contact_points: Vec<[f32; 3]>,
+    sensors_ready: bool,
+    /// Scratch for id images converted to rerun's 16-bit class ids.
+    ids16: Vec<u8>,
 }
 
 impl Recorder {
@@ -193,6 +202,8 @@ impl Recorder {
             actors,
             every_n_steps,
             contact_points: Vec::new(),
+            sensors_ready: false,
+            ids16: Vec::new(),
         };
         recorder.record_step(world)?;
         Ok(recorder)
@@ -249,6 +260,192 @@ impl Recorder {
         Ok(())
     }
 
+    /// Logs the sensors' new outputs at the world's current time: camera images when a camera
+    /// rendered this step, lidar scans when taken, IMU, encoder, contact and force/torque
+    /// samples every step. Entity paths are documented in docs/recording.md.
+    pub fn record_sensors(
+        &mut self,
+        world: &World,
+        suite: &crate::sensors::SensorSuite,
+    ) -> Result<(), SimError> {
+        let path = self.path.clone();
+        self.log_sensors(world, suite)
+            .map_err(|e| SimError::Recording {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    fn log_sensors(
+        &mut self,
+        world: &World,
+        suite: &crate::sensors::SensorSuite,
+    ) -> rerun::RecordingStreamResult<()> {
+        use crate::sensors::Reading;
+        let model = suite.model().clone();
+        let rec = &self.stream;
+        if !self.sensors_ready {
+            self.sensors_ready = true;
+            let classes: Vec<rerun::datatypes::ClassDescriptionMapElem> = model
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(k, name)| (k as u16 + 1, name.as_str()).into())
+                .chain(std::iter::once((0u16, "background").into()))
+                .collect();
+            rec.log_static("world/cameras", &rerun::AnnotationContext::new(classes))?;
+            let instances: Vec<rerun::datatypes::ClassDescriptionMapElem> = suite
+                .instance_names()
+                .iter()
+                .enumerate()
+                .map(|(k, name)| (k as u16 + 1, name.as_str()).into())
+                .chain(std::iter::once((0u16, "background").into()))
+                .collect();
+            for camera in &model.cameras {
+                let base = format!("world/cameras/{}", entity_part(&camera.name));
+                let k = camera.model.intrinsics;
+                rec.log_static(
+                    base.as_str(),
+                    &rerun::Pinhole::from_focal_length_and_resolution(
+                        [k.fx_px as f32, k.fy_px as f32],
+                        [k.width_px as f32, k.height_px as f32],
+                    )
+                    .with_principal_point([k.cx_px as f32 + 0.5, k.cy_px as f32 + 0.5])
+                    .with_camera_xyz(rerun::components::ViewCoordinates::RDF)
+                    .with_image_plane_distance(0.2),
+                )?;
+                rec.log_static(
+                    format!("{base}/instance"),
+                    &rerun::AnnotationContext::new(instances.clone()),
+                )?;
+            }
+        }
+        rec.set_time_sequence("step", world.step_index() as i64);
+        rec.set_duration_secs("sim_time", world.time_secs());
+        for (c, camera) in model.cameras.iter().enumerate() {
+            let Some((images, _, true)) = suite.camera(c) else {
+                continue;
+            };
+            let base = format!("world/cameras/{}", entity_part(&camera.name));
+            if let Some(pose) = suite.camera_pose(c) {
+                rec.log(
+                    base.as_str(),
+                    &rerun_transform(&crate::math::transform_from_isometry(&pose)),
+                )?;
+            }
+            let size = [images.width_px, images.height_px];
+            rec.log(
+                format!("{base}/rgb"),
+                &rerun::Image::from_rgba32(images.rgba8.clone(), size),
+            )?;
+            rec.log(
+                format!("{base}/depth"),
+                &rerun::DepthImage::from_data_type_and_bytes(
+                    bytemuck_f32(&images.depth_m),
+                    size,
+                    rerun::datatypes::ChannelDatatype::F32,
+                )
+                .with_meter(1.0),
+            )?;
+            for (entity, ids) in [
+                ("segmentation", &images.semantic_id),
+                ("instance", &images.instance_id),
+            ] {
+                self.ids16.clear();
+                for &id in ids.iter() {
+                    self.ids16
+                        .extend_from_slice(&(id.min(u32::from(u16::MAX)) as u16).to_le_bytes());
+                }
+                rec.log(
+                    format!("{base}/{entity}"),
+                    &rerun::SegmentationImage::new(
+                        self.ids16.clone(),
+                        rerun::datatypes::ImageFormat::segmentation(
+                            size,
+                            rerun::datatypes::ChannelDatatype::U16,
+                        ),
+                    ),
+                )?;
+            }
+        }
+        // Scalar sensors are logged at the recording rate, images and scans as they come.
+        let on_rate = world.step_index().is_multiple_of(self.every_n_steps);
+        for (s, sensor) in model.sensors.iter().enumerate() {
+            let name = entity_part(&sensor.name);
+            let reading = suite.reading(s);
+            if !on_rate && !matches!(reading, Some(Reading::Lidar(_))) {
+                continue;
+            }
+            match reading {
+                Some(Reading::Lidar(scan)) if scan.fresh => {
+                    let base = format!("world/lidars/{name}");
+                    rec.log(
+                        base.as_str(),
+                        &rerun_transform(&crate::math::transform_from_isometry(
+                            &scan.world_from_sensor,
+                        )),
+                    )?;
+                    rec.log(
+                        format!("{base}/points"),
+                        &rerun::Points3D::new(scan.points_in_sensor.iter().copied())
+                            .with_radii([0.01])
+                            .with_colors([color32([0.1, 0.8, 0.3, 1.0])]),
+                    )?;
+                }
+                Some(Reading::Imu { accel, gyro }) => {
+                    for (what, sample) in [("accel", accel), ("gyro", gyro)] {
+                        if let Some((_, v)) = sample {
+                            for (axis, x) in ["x", "y", "z"].iter().zip(v) {
+                                rec.log(
+                                    format!("sensors/{name}/{what}/{axis}"),
+                                    &rerun::Scalars::single(*x),
+                                )?;
+                            }
+                        }
+                    }
+                }
+                Some(Reading::Encoder { counts, output }) => {
+                    rec.log(
+                        format!("sensors/{name}/counts"),
+                        &rerun::Scalars::single(counts as f64),
+                    )?;
+                    if let Some((_, v)) = output {
+                        rec.log(
+                            format!("sensors/{name}/position"),
+                            &rerun::Scalars::single(v[0]),
+                        )?;
+                        rec.log(
+                            format!("sensors/{name}/velocity"),
+                            &rerun::Scalars::single(v[1]),
+                        )?;
+                    }
+                }
+                Some(Reading::Contact { in_contact, force }) => {
+                    rec.log(
+                        format!("sensors/{name}/in_contact"),
+                        &rerun::Scalars::single(f64::from(u8::from(in_contact))),
+                    )?;
+                    if let Some((_, v)) = force {
+                        rec.log(
+                            format!("sensors/{name}/force_n"),
+                            &rerun::Scalars::single(v[0]),
+                        )?;
+                    }
+                }
+                Some(Reading::ForceTorque(Some((_, v)))) => {
+                    for (axis, x) in ["fx", "fy", "fz", "tx", "ty", "tz"].iter().zip(v) {
+                        rec.log(
+                            format!("sensors/{name}/{axis}"),
+                            &rerun::Scalars::single(*x),
+                        )?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Logs a text event (e.g. why a run ended) at the current time.
     pub fn log_event(&self, world: &World, text: &str) -> Result<(), SimError> {
         self.stream
@@ -275,6 +472,11 @@ impl Recorder {
         std::fs::rename(partial_path(&self.path), &self.path).map_err(|e| fail(e.to_string()))?;
         Ok(self.path)
     }
+}
+
+/// Little-endian bytes of an f32 image, for rerun's image buffers.
+fn bytemuck_f32(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 fn partial_path(path: &Path) -> PathBuf {

@@ -12,6 +12,7 @@ mod determinism;
 mod learn;
 mod robots;
 mod scenarios;
+mod sensors;
 mod sysid;
 
 use std::path::{Path, PathBuf};

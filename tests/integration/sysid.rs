@@ -82,24 +82,34 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
         .unwrap();
     let mut episodes = Vec::new();
     for (name, amplitude, period) in [("a", 0.4, 2.0), ("b", 0.3, 1.3), ("c", 0.35, 1.7)] {
-        let mcap = d.join(format!("{name}.mcap"));
         let controller = format!(
             "sine:amplitude={amplitude},period={period},joints=shoulder_pan+shoulder_lift+elbow"
         );
-        let report = ok_json(&[
-            "deploy",
-            "--robot",
-            s(&profile),
-            "--controller",
-            &controller,
-            "--duration",
-            "5",
-            "--record",
-            s(&mcap),
-            "--json",
-        ]);
-        assert_eq!(report["report"]["exit"], "duration", "{report}");
-        episodes.push(mcap);
+        // An episode whose controller missed deadlines (a stalled process on a shared machine)
+        // is not a clean record of the robot: as on a real robot, record it again.
+        let mut clean = None;
+        for attempt in 0..3 {
+            let mcap = d.join(format!("{name}{attempt}.mcap"));
+            let report = ok_json(&[
+                "deploy",
+                "--robot",
+                s(&profile),
+                "--controller",
+                &controller,
+                "--duration",
+                "5",
+                "--record",
+                s(&mcap),
+                "--json",
+            ]);
+            assert_eq!(report["report"]["exit"], "duration", "{report}");
+            if report["report"]["deadline_misses"].as_u64().unwrap() <= 5 {
+                clean = Some(mcap);
+                break;
+            }
+            eprintln!("episode {name}: controller missed deadlines, recording again: {report}");
+        }
+        episodes.push(clean.unwrap_or_else(|| panic!("no clean recording of episode {name}")));
     }
     robot.kill().unwrap();
     let _ = robot.wait();

@@ -32,6 +32,12 @@ pub struct SceneFile {
     pub actors: Vec<ActorFile>,
     /// A learning task on this scene (observations, actions, rewards, randomisation).
     pub task: Option<crate::env::file::TaskFile>,
+    /// Cameras rendering RGB, depth and segmentation (wgpu).
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<crate::sensors::file::CameraFile>,
+    /// Other sensors: lidar, IMU, joint encoders, contact and force/torque sensors.
+    #[serde(default, rename = "sensor")]
+    pub sensors: Vec<crate::sensors::file::SensorFile>,
 }
 
 /// Scene metadata.
@@ -403,6 +409,8 @@ pub struct PropFile {
     /// Display colour, linear RGBA in [0, 1]. Default: [0.7, 0.7, 0.7, 1].
     #[serde(default = "default_color")]
     pub color: [f32; 4],
+    /// Semantic class in camera segmentation images (e.g. "brick"). Default: the prop's name.
+    pub class: Option<String>,
 }
 
 fn default_friction() -> f64 {
@@ -433,6 +441,8 @@ pub struct ActorFile {
     /// Display colour, linear RGBA in [0, 1]. Default: [0.9, 0.5, 0.1, 1].
     #[serde(default = "default_actor_color")]
     pub color: [f32; 4],
+    /// Semantic class in camera segmentation images (e.g. "worker"). Default: the actor's name.
+    pub class: Option<String>,
 }
 
 fn default_actor_color() -> [f32; 4] {

@@ -293,6 +293,8 @@ pub struct Scene {
     pub actors: Vec<ActorModel>,
     /// The learning task, if the scene defines one.
     pub task: Option<std::sync::Arc<crate::env::TaskModel>>,
+    /// Cameras, sensors and semantic classes (empty when the scene declares none).
+    pub sensors: Arc<crate::sensors::SensorsModel>,
 }
 
 impl Scene {
@@ -525,6 +527,9 @@ impl Scene {
             )?)),
             None => None,
         };
+        let sensors = Arc::new(crate::sensors::model::compile(
+            path, file, &robots, &props, &actors,
+        )?);
         let content_hash = format!("{:x}", Sha256::digest(text.as_bytes()));
         let name = file.scene.name.clone().unwrap_or_else(|| {
             path.file_stem()
@@ -542,6 +547,7 @@ impl Scene {
             props,
             actors,
             task,
+            sensors,
         })
     }
 }

@@ -1,0 +1,900 @@
+//! Headless camera rendering with wgpu: lit RGB, linear depth, instance and semantic ids, for
+//! many cameras (of many worlds) at once.
+//!
+//! A [`Renderer`] owns the meshes (uploaded once), one atlas of tiles (one per camera) with
+//! four attachments (colour `Rgba8Unorm`, linear depth `R32Float`, ids `Rg32Uint` and the
+//! visibility buffer `Depth32Float`) and three read-back buffers, all sized at construction.
+//! [`Renderer::render`] draws every camera's tile in one render pass, copies the three images
+//! back in the same submission, and de-tiles them into a caller-owned [`Frame`]: one submission
+//! and one wait per frame whatever the number of cameras, and no allocation of ours after the
+//! first frame.
+//!
+//! Conventions: the camera frame is OpenCV's (x right, y down, z along the optical axis), pixel
+//! centres are at integer coordinates (see [`crate::cloud`]), depth is metres along z with 0
+//! where no surface lies within `[near_m, far_m]`, and id 0 is the background.
+
+mod gpu;
+mod lens;
+mod mesh;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nalgebra::{Isometry3, Matrix4};
+
+pub use gpu::{AdapterChoice, AdapterReport, GpuContext};
+pub use lens::{CameraModel, Distortion, MAX_IMAGE_SIDE_PX};
+pub use mesh::{MeshData, ROUND_SEGMENTS};
+
+use crate::PerceptionError;
+
+/// Index of a mesh in the list a [`Renderer`] was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MeshId(pub u32);
+
+/// One object to draw: a mesh at a pose in one world, with its colour and ids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Instance {
+    /// The world it belongs to (cameras only see instances of their own world).
+    pub world: u32,
+    /// The mesh.
+    pub mesh: MeshId,
+    /// Pose of the mesh frame in the world.
+    pub world_from_mesh: Isometry3<f64>,
+    /// Linear RGBA colour in [0, 1] (alpha is ignored: everything is opaque).
+    pub color: [f32; 4],
+    /// Written to the instance-id image (0 is reserved for the background).
+    pub instance_id: u32,
+    /// Written to the semantic-id image (0 is reserved for the background).
+    pub semantic_id: u32,
+}
+
+/// Where a camera is this frame: its world and its pose (OpenCV camera frame).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CameraPose {
+    /// The world the camera looks into.
+    pub world: u32,
+    /// Pose of the camera frame (x right, y down, z forward) in the world.
+    pub world_from_camera: Isometry3<f64>,
+}
+
+/// Scene lighting: ambient plus one directional light, and the background colour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lighting {
+    /// Ambient intensity, a fraction of the surface colour. Default: 0.35.
+    pub ambient: f32,
+    /// Directional intensity at normal incidence. Default: 0.65.
+    pub directional: f32,
+    /// Direction the light travels, world frame (need not be unit length). Default: a sun high
+    /// in the sky, `[0.3, 0.2, -1.0]` (z up).
+    pub direction_in_world: [f32; 3],
+    /// Linear RGB of pixels where nothing is hit. Default: a pale sky, `[0.62, 0.74, 0.86]`.
+    pub background: [f32; 3],
+}
+
+impl Default for Lighting {
+    fn default() -> Self {
+        Self {
+            ambient: 0.35,
+            directional: 0.65,
+            direction_in_world: [0.3, 0.2, -1.0],
+            background: [0.62, 0.74, 0.86],
+        }
+    }
+}
+
+/// The images of one camera, row-major, `width_px * height_px` pixels each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraImages {
+    /// Image width, pixels.
+    pub width_px: u32,
+    /// Image height, pixels.
+    pub height_px: u32,
+    /// Lit colour, RGBA 8 bits per channel (alpha 255).
+    pub rgba8: Vec<u8>,
+    /// Depth along the optical axis, metres; 0 where nothing lies within `[near_m, far_m]`.
+    pub depth_m: Vec<f32>,
+    /// Instance id of the surface seen at each pixel; 0 for the background.
+    pub instance_id: Vec<u32>,
+    /// Semantic (class) id of the surface seen at each pixel; 0 for the background.
+    pub semantic_id: Vec<u32>,
+}
+
+/// One rendered frame: the images of every camera, in the renderer's camera order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Per camera.
+    pub cameras: Vec<CameraImages>,
+}
+
+/// Bytes per vertex: position and normal, 3 f32 each.
+const VERTEX_BYTES: u64 = 24;
+/// 32-bit words per instance: world-from-mesh (16), colour (4), instance and semantic id (2).
+const INSTANCE_WORDS: usize = 22;
+/// Bytes of one camera's uniform block (two matrices, two vectors).
+const CAMERA_UNIFORM_BYTES: u64 = 160;
+
+const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
+const IDS_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rg32Uint;
+const ZBUFFER_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+
+/// Where a mesh lives in the shared vertex and index buffers.
+#[derive(Debug, Clone, Copy)]
+struct MeshRange {
+    first_index: u32,
+    index_count: u32,
+    base_vertex: i32,
+}
+
+/// A camera's tile in the atlas, and its optional distortion lookup table.
+#[derive(Debug, Clone)]
+struct Tile {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+    remap: Option<Vec<u32>>,
+}
+
+/// A run of sorted instances sharing a world and a mesh: one instanced draw.
+#[derive(Debug, Clone, Copy)]
+struct DrawGroup {
+    world: u32,
+    mesh: u32,
+    first_instance: u32,
+    end_instance: u32,
+}
+
+/// One read-back target: the texture, its view and the buffer it is copied into.
+struct Target {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    buffer: wgpu::Buffer,
+    bytes_per_pixel: u32,
+    padded_row_bytes: u32,
+}
+
+/// Renders a fixed set of cameras over a fixed set of meshes. See the module documentation.
+pub struct Renderer {
+    gpu: Arc<GpuContext>,
+    cameras: Vec<CameraModel>,
+    tiles: Vec<Tile>,
+    lighting: Lighting,
+    atlas: (u32, u32),
+    meshes: Vec<MeshRange>,
+    pipeline: wgpu::RenderPipeline,
+    vertex_buffer: wgpu::Buffer,
+    index_buffer: wgpu::Buffer,
+    instance_buffer: wgpu::Buffer,
+    camera_buffer: wgpu::Buffer,
+    camera_stride: u64,
+    bind_group: wgpu::BindGroup,
+    color: Target,
+    depth: Target,
+    ids: Target,
+    zbuffer_view: wgpu::TextureView,
+    max_instances: usize,
+    // Per-frame scratch, sized at construction.
+    order: Vec<u32>,
+    instance_words: Vec<f32>,
+    camera_words: Vec<f32>,
+    groups: Vec<DrawGroup>,
+    camera_worlds: Vec<u32>,
+    mapped: Arc<AtomicU32>,
+    background_rgba8: [u8; 4],
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("adapter", self.gpu.adapter())
+            .field("cameras", &self.cameras.len())
+            .field("atlas", &self.atlas)
+            .finish_non_exhaustive()
+    }
+}
+
+fn render_error(what: impl std::fmt::Display) -> PerceptionError {
+    PerceptionError::Render {
+        message: what.to_string(),
+    }
+}
+
+/// Packs tiles left to right in rows (shelves) no wider than `max_side`.
+fn pack_tiles(
+    cameras: &[CameraModel],
+    max_side: u32,
+) -> Result<(Vec<Tile>, (u32, u32)), PerceptionError> {
+    let (mut x, mut y, mut row_height, mut width) = (0u32, 0u32, 0u32, 0u32);
+    let mut tiles = Vec::with_capacity(cameras.len());
+    for camera in cameras {
+        let (w, h) = (camera.intrinsics.width_px, camera.intrinsics.height_px);
+        if x > 0 && x + w > max_side {
+            x = 0;
+            y += row_height;
+            row_height = 0;
+        }
+        tiles.push(Tile {
+            x,
+            y,
+            width: w,
+            height: h,
+            remap: camera.remap_table(),
+        });
+        x += w;
+        width = width.max(x);
+        row_height = row_height.max(h);
+    }
+    let height = y + row_height;
+    if width > max_side || height > max_side {
+        return Err(PerceptionError::InvalidConfig {
+            config: "Renderer",
+            field: "cameras",
+            value: cameras.len() as f64,
+            reason: "the cameras' images do not fit in one atlas texture on this adapter",
+        });
+    }
+    Ok((tiles, (width.max(1), height.max(1))))
+}
+
+impl Renderer {
+    /// Builds a renderer for `cameras` (one atlas tile each) over `meshes`, drawing at most
+    /// `max_instances` instances per frame.
+    pub fn new(
+        gpu: Arc<GpuContext>,
+        meshes: &[MeshData],
+        cameras: &[CameraModel],
+        max_instances: usize,
+        lighting: Lighting,
+    ) -> Result<Self, PerceptionError> {
+        for camera in cameras {
+            camera.validate()?;
+        }
+        for (i, m) in meshes.iter().enumerate() {
+            if m.normals.len() != m.positions.len() || !m.indices.len().is_multiple_of(3) {
+                return Err(PerceptionError::LengthMismatch {
+                    input: "MeshData.normals",
+                    expected: m.positions.len(),
+                    got: m.normals.len(),
+                });
+            }
+            if m.indices.iter().any(|&k| k as usize >= m.positions.len()) {
+                return Err(render_error(format!("mesh {i} has an index out of range")));
+            }
+        }
+        let device = &gpu.device;
+        let max_side = gpu.limits().max_texture_dimension_2d.min(MAX_IMAGE_SIDE_PX);
+        let (tiles, atlas) = pack_tiles(cameras, max_side)?;
+
+        // Geometry: all meshes in one vertex and one index buffer.
+        let mut vertex_words: Vec<f32> = Vec::new();
+        let mut indices: Vec<u32> = Vec::new();
+        let mut ranges = Vec::with_capacity(meshes.len());
+        for m in meshes {
+            ranges.push(MeshRange {
+                first_index: indices.len() as u32,
+                index_count: m.indices.len() as u32,
+                base_vertex: (vertex_words.len() / 6) as i32,
+            });
+            for (p, n) in m.positions.iter().zip(&m.normals) {
+                vertex_words.extend_from_slice(p);
+                vertex_words.extend_from_slice(n);
+            }
+            indices.extend_from_slice(&m.indices);
+        }
+        // wgpu rejects zero-sized vertex and index buffers in draws; keep one dummy element.
+        if vertex_words.is_empty() {
+            vertex_words.resize(6, 0.0);
+        }
+        if indices.is_empty() {
+            indices.resize(3, 0);
+        }
+        let vertex_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("vertices"),
+            size: (vertex_words.len() * 4) as u64,
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue
+            .write_buffer(&vertex_buffer, 0, bytemuck::cast_slice(&vertex_words));
+        let index_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("indices"),
+            size: (indices.len() * 4) as u64,
+            usage: wgpu::BufferUsages::INDEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue
+            .write_buffer(&index_buffer, 0, bytemuck::cast_slice(&indices));
+        let max_instances = max_instances.max(1);
+        let instance_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("instances"),
+            size: (max_instances * INSTANCE_WORDS * 4) as u64,
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let alignment = u64::from(gpu.limits().min_uniform_buffer_offset_alignment);
+        let camera_stride = CAMERA_UNIFORM_BYTES.div_ceil(alignment) * alignment;
+        let camera_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("cameras"),
+            size: camera_stride * cameras.len().max(1) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("camera"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(CAMERA_UNIFORM_BYTES),
+                },
+                count: None,
+            }],
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("camera"),
+            layout: &bind_group_layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &camera_buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(CAMERA_UNIFORM_BYTES),
+                }),
+            }],
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("camera"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("camera.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("camera.wgsl").into()),
+        });
+        let vertex_attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
+        let instance_attributes = wgpu::vertex_attr_array![
+            2 => Float32x4, 3 => Float32x4, 4 => Float32x4, 5 => Float32x4,
+            6 => Float32x4, 7 => Uint32x2
+        ];
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("camera"),
+            layout: Some(&layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                buffers: &[
+                    wgpu::VertexBufferLayout {
+                        array_stride: VERTEX_BYTES,
+                        step_mode: wgpu::VertexStepMode::Vertex,
+                        attributes: &vertex_attributes,
+                    },
+                    wgpu::VertexBufferLayout {
+                        array_stride: (INSTANCE_WORDS * 4) as u64,
+                        step_mode: wgpu::VertexStepMode::Instance,
+                        attributes: &instance_attributes,
+                    },
+                ],
+            },
+            primitive: wgpu::PrimitiveState {
+                topology: wgpu::PrimitiveTopology::TriangleList,
+                front_face: wgpu::FrontFace::Ccw,
+                cull_mode: None,
+                ..wgpu::PrimitiveState::default()
+            },
+            depth_stencil: Some(wgpu::DepthStencilState {
+                format: ZBUFFER_FORMAT,
+                depth_write_enabled: Some(true),
+                depth_compare: Some(wgpu::CompareFunction::Less),
+                stencil: wgpu::StencilState::default(),
+                bias: wgpu::DepthBiasState::default(),
+            }),
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                targets: &[
+                    Some(COLOR_FORMAT.into()),
+                    Some(DEPTH_FORMAT.into()),
+                    Some(IDS_FORMAT.into()),
+                ],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+
+        let target = |label: &str, format: wgpu::TextureFormat, bytes_per_pixel: u32| {
+            let texture = device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: wgpu::Extent3d {
+                    width: atlas.0,
+                    height: atlas.1,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let padded_row_bytes = (atlas.0 * bytes_per_pixel)
+                .div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+                * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: u64::from(padded_row_bytes) * u64::from(atlas.1),
+                usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+                mapped_at_creation: false,
+            });
+            Target {
+                texture,
+                view,
+                buffer,
+                bytes_per_pixel,
+                padded_row_bytes,
+            }
+        };
+        let color = target("color", COLOR_FORMAT, 4);
+        let depth = target("depth", DEPTH_FORMAT, 4);
+        let ids = target("ids", IDS_FORMAT, 8);
+        let zbuffer = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("zbuffer"),
+            size: wgpu::Extent3d {
+                width: atlas.0,
+                height: atlas.1,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: ZBUFFER_FORMAT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        });
+        let zbuffer_view = zbuffer.create_view(&wgpu::TextureViewDescriptor::default());
+        let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let [br, bg, bb] = lighting.background;
+        Ok(Self {
+            background_rgba8: [q(br), q(bg), q(bb), 255],
+            gpu,
+            cameras: cameras.to_vec(),
+            tiles,
+            lighting,
+            atlas,
+            meshes: ranges,
+            pipeline,
+            vertex_buffer,
+            index_buffer,
+            instance_buffer,
+            camera_buffer,
+            camera_stride,
+            bind_group,
+            color,
+            depth,
+            ids,
+            zbuffer_view,
+            max_instances,
+            order: Vec::with_capacity(max_instances),
+            instance_words: vec![0.0; max_instances * INSTANCE_WORDS],
+            camera_words: vec![0.0; (camera_stride / 4) as usize * cameras.len().max(1)],
+            groups: Vec::with_capacity(max_instances),
+            camera_worlds: vec![0; cameras.len()],
+            mapped: Arc::new(AtomicU32::new(0)),
+        })
+    }
+
+    /// The adapter this renderer draws on.
+    pub fn adapter(&self) -> &AdapterReport {
+        self.gpu.adapter()
+    }
+
+    /// The cameras, in tile and [`Frame`] order.
+    pub fn cameras(&self) -> &[CameraModel] {
+        &self.cameras
+    }
+
+    /// Atlas size in pixels (width, height).
+    pub fn atlas_size(&self) -> (u32, u32) {
+        self.atlas
+    }
+
+    /// A frame with buffers sized for every camera, to pass to [`Self::render`] again and again.
+    pub fn new_frame(&self) -> Frame {
+        Frame {
+            cameras: self
+                .cameras
+                .iter()
+                .map(|c| {
+                    let n = c.intrinsics.pixel_count();
+                    CameraImages {
+                        width_px: c.intrinsics.width_px,
+                        height_px: c.intrinsics.height_px,
+                        rgba8: vec![0; 4 * n],
+                        depth_m: vec![0.0; n],
+                        instance_id: vec![0; n],
+                        semantic_id: vec![0; n],
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Renders every camera at `poses[i]` (one pose per camera, in order) seeing the
+    /// `instances` of its world, into `frame` (from [`Self::new_frame`]).
+    pub fn render(
+        &mut self,
+        instances: &[Instance],
+        poses: &[CameraPose],
+        frame: &mut Frame,
+    ) -> Result<(), PerceptionError> {
+        if poses.len() != self.cameras.len() {
+            return Err(PerceptionError::LengthMismatch {
+                input: "poses",
+                expected: self.cameras.len(),
+                got: poses.len(),
+            });
+        }
+        if instances.len() > self.max_instances {
+            return Err(PerceptionError::LengthMismatch {
+                input: "instances",
+                expected: self.max_instances,
+                got: instances.len(),
+            });
+        }
+        if frame.cameras.len() != self.cameras.len()
+            || frame
+                .cameras
+                .iter()
+                .zip(&self.cameras)
+                .any(|(f, c)| f.depth_m.len() != c.intrinsics.pixel_count())
+        {
+            return Err(PerceptionError::LengthMismatch {
+                input: "frame.cameras",
+                expected: self.cameras.len(),
+                got: frame.cameras.len(),
+            });
+        }
+        if let Some(bad) = instances
+            .iter()
+            .position(|i| i.mesh.0 as usize >= self.meshes.len())
+        {
+            return Err(render_error(format!(
+                "instance {bad} uses mesh {} of {}",
+                instances[bad].mesh.0,
+                self.meshes.len()
+            )));
+        }
+        self.upload(instances, poses);
+        self.draw_and_copy();
+        self.read_back(frame)
+    }
+
+    /// Sorts instances by (world, mesh), writes them and the cameras' uniforms.
+    fn upload(&mut self, instances: &[Instance], poses: &[CameraPose]) {
+        self.order.clear();
+        self.order.extend(0..instances.len() as u32);
+        self.order.sort_unstable_by_key(|&i| {
+            let inst = &instances[i as usize];
+            (inst.world, inst.mesh.0, i)
+        });
+        self.groups.clear();
+        for (slot, &i) in self.order.iter().enumerate() {
+            let inst = &instances[i as usize];
+            let words =
+                &mut self.instance_words[slot * INSTANCE_WORDS..(slot + 1) * INSTANCE_WORDS];
+            let m: Matrix4<f32> = inst.world_from_mesh.to_homogeneous().cast();
+            words[..16].copy_from_slice(m.as_slice());
+            words[16..20].copy_from_slice(&inst.color);
+            words[20] = f32::from_bits(inst.instance_id);
+            words[21] = f32::from_bits(inst.semantic_id);
+            let slot = slot as u32;
+            match self.groups.last_mut() {
+                Some(g) if g.world == inst.world && g.mesh == inst.mesh.0 => {
+                    g.end_instance = slot + 1
+                }
+                _ => self.groups.push(DrawGroup {
+                    world: inst.world,
+                    mesh: inst.mesh.0,
+                    first_instance: slot,
+                    end_instance: slot + 1,
+                }),
+            }
+        }
+        if !instances.is_empty() {
+            self.gpu.queue.write_buffer(
+                &self.instance_buffer,
+                0,
+                bytemuck::cast_slice(&self.instance_words[..instances.len() * INSTANCE_WORDS]),
+            );
+        }
+        let stride_words = (self.camera_stride / 4) as usize;
+        let light = self.lighting;
+        let d = light.direction_in_world;
+        let len = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        let light_dir = if len.is_finite() && len > 0.0 {
+            [d[0] / len, d[1] / len, d[2] / len, 0.0]
+        } else {
+            [0.0, 0.0, -1.0, 0.0]
+        };
+        for (c, (camera, pose)) in self.cameras.iter().zip(poses).enumerate() {
+            self.camera_worlds[c] = pose.world;
+            let words = &mut self.camera_words[c * stride_words..c * stride_words + 40];
+            words[..16].copy_from_slice(clip_from_camera(camera).as_slice());
+            let camera_from_world: Matrix4<f32> =
+                pose.world_from_camera.inverse().to_homogeneous().cast();
+            words[16..32].copy_from_slice(camera_from_world.as_slice());
+            words[32..36].copy_from_slice(&light_dir);
+            words[36..40].copy_from_slice(&[light.ambient, light.directional, 0.0, 0.0]);
+        }
+        self.gpu.queue.write_buffer(
+            &self.camera_buffer,
+            0,
+            bytemuck::cast_slice(&self.camera_words),
+        );
+    }
+
+    /// Records the render pass over all tiles and the three copies, and submits them.
+    fn draw_and_copy(&mut self) {
+        let mut encoder = self
+            .gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("cameras"),
+            });
+        {
+            let [r, g, b] = self.lighting.background.map(f64::from);
+            let attachment = |view, clear| {
+                Some(wgpu::RenderPassColorAttachment {
+                    view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(clear),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })
+            };
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("cameras"),
+                color_attachments: &[
+                    attachment(&self.color.view, wgpu::Color { r, g, b, a: 1.0 }),
+                    attachment(&self.depth.view, wgpu::Color::TRANSPARENT),
+                    attachment(&self.ids.view, wgpu::Color::TRANSPARENT),
+                ],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &self.zbuffer_view,
+                    depth_ops: Some(wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(1.0),
+                        store: wgpu::StoreOp::Discard,
+                    }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
+            pass.set_vertex_buffer(1, self.instance_buffer.slice(..));
+            pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+            for (c, tile) in self.tiles.iter().enumerate() {
+                let Some(world) = self.camera_world(c) else {
+                    continue;
+                };
+                pass.set_viewport(
+                    tile.x as f32,
+                    tile.y as f32,
+                    tile.width as f32,
+                    tile.height as f32,
+                    0.0,
+                    1.0,
+                );
+                pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
+                pass.set_bind_group(
+                    0,
+                    &self.bind_group,
+                    &[(c as u64 * self.camera_stride) as u32],
+                );
+                let start = self.groups.partition_point(|g| g.world < world);
+                for group in self.groups[start..].iter().take_while(|g| g.world == world) {
+                    let mesh = self.meshes[group.mesh as usize];
+                    if mesh.index_count == 0 {
+                        continue;
+                    }
+                    pass.draw_indexed(
+                        mesh.first_index..mesh.first_index + mesh.index_count,
+                        mesh.base_vertex,
+                        group.first_instance..group.end_instance,
+                    );
+                }
+            }
+        }
+        for target in [&self.color, &self.depth, &self.ids] {
+            encoder.copy_texture_to_buffer(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &target.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &target.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(target.padded_row_bytes),
+                        rows_per_image: Some(self.atlas.1),
+                    },
+                },
+                wgpu::Extent3d {
+                    width: self.atlas.0,
+                    height: self.atlas.1,
+                    depth_or_array_layers: 1,
+                },
+            );
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// The world camera `c` looks into this frame (set by the last upload).
+    fn camera_world(&self, c: usize) -> Option<u32> {
+        self.camera_worlds.get(c).copied()
+    }
+
+    /// Waits for the copies, then de-tiles the three images of every camera into `frame`
+    /// (through the distortion lookup table where a camera has one).
+    fn read_back(&mut self, frame: &mut Frame) -> Result<(), PerceptionError> {
+        self.mapped.store(0, Ordering::SeqCst);
+        for target in [&self.color, &self.depth, &self.ids] {
+            let mapped = self.mapped.clone();
+            target
+                .buffer
+                .slice(..)
+                .map_async(wgpu::MapMode::Read, move |result| {
+                    // Bit 0..2: mapped; bit 8: a mapping failed.
+                    let bit = if result.is_ok() { 1 } else { 1 << 8 };
+                    mapped.fetch_add(bit, Ordering::SeqCst);
+                });
+        }
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(render_error)?;
+        let state = self.mapped.load(Ordering::SeqCst);
+        if state != 3 {
+            for target in [&self.color, &self.depth, &self.ids] {
+                target.buffer.unmap();
+            }
+            return Err(render_error(format!(
+                "reading the images back failed ({} of 3 buffers mapped)",
+                state & 0xff
+            )));
+        }
+        {
+            let color = self.color.buffer.slice(..).get_mapped_range();
+            let depth = self.depth.buffer.slice(..).get_mapped_range();
+            let ids = self.ids.buffer.slice(..).get_mapped_range();
+            for (tile, images) in self.tiles.iter().zip(&mut frame.cameras) {
+                detile(
+                    tile,
+                    &self.color,
+                    &color,
+                    &self.depth,
+                    &depth,
+                    &self.ids,
+                    &ids,
+                    self.background_rgba8,
+                    images,
+                );
+            }
+        }
+        for target in [&self.color, &self.depth, &self.ids] {
+            target.buffer.unmap();
+        }
+        Ok(())
+    }
+}
+
+/// Byte offset of pixel `(x, y)` of a tile in a target's read-back buffer.
+fn pixel_offset(target: &Target, tile: &Tile, x: u32, y: u32) -> usize {
+    ((tile.y + y) * target.padded_row_bytes + (tile.x + x) * target.bytes_per_pixel) as usize
+}
+
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "three targets, each a layout and its bytes"
+)]
+fn detile(
+    tile: &Tile,
+    color_target: &Target,
+    color: &[u8],
+    depth_target: &Target,
+    depth: &[u8],
+    ids_target: &Target,
+    ids: &[u8],
+    background: [u8; 4],
+    out: &mut CameraImages,
+) {
+    let w = tile.width as usize;
+    match &tile.remap {
+        None => {
+            for y in 0..tile.height {
+                let row = y as usize * w;
+                let c0 = pixel_offset(color_target, tile, 0, y);
+                out.rgba8[4 * row..4 * (row + w)].copy_from_slice(&color[c0..c0 + 4 * w]);
+                let d0 = pixel_offset(depth_target, tile, 0, y);
+                for (x, d) in out.depth_m[row..row + w].iter_mut().enumerate() {
+                    *d = f32::from_bits(word(depth, d0 + 4 * x));
+                }
+                let i0 = pixel_offset(ids_target, tile, 0, y);
+                for x in 0..w {
+                    out.instance_id[row + x] = word(ids, i0 + 8 * x);
+                    out.semantic_id[row + x] = word(ids, i0 + 8 * x + 4);
+                }
+            }
+        }
+        Some(table) => {
+            for (i, &source) in table.iter().enumerate() {
+                if source == u32::MAX {
+                    out.rgba8[4 * i..4 * i + 4].copy_from_slice(&background);
+                    out.depth_m[i] = 0.0;
+                    out.instance_id[i] = 0;
+                    out.semantic_id[i] = 0;
+                    continue;
+                }
+                let (x, y) = (source % tile.width, source / tile.width);
+                let c = pixel_offset(color_target, tile, x, y);
+                out.rgba8[4 * i..4 * i + 4].copy_from_slice(&color[c..c + 4]);
+                out.depth_m[i] =
+                    f32::from_bits(word(depth, pixel_offset(depth_target, tile, x, y)));
+                let k = pixel_offset(ids_target, tile, x, y);
+                out.instance_id[i] = word(ids, k);
+                out.semantic_id[i] = word(ids, k + 4);
+            }
+        }
+    }
+}
+
+/// Projection from the OpenCV camera frame to wgpu's clip space for one tile: pixel `(u, v)`
+/// (centre at integer coordinates) lands on the tile's pixel centre `(u + 0.5, v + 0.5)`, and
+/// depth maps `[near, far]` to `[0, 1]`.
+fn clip_from_camera(camera: &CameraModel) -> Matrix4<f32> {
+    let k = &camera.intrinsics;
+    let (w, h) = (f64::from(k.width_px), f64::from(k.height_px));
+    let (near, far) = (camera.near_m, camera.far_m);
+    let a = far / (far - near);
+    let b = -far * near / (far - near);
+    Matrix4::new(
+        2.0 * k.fx_px / w,
+        0.0,
+        2.0 * (k.cx_px + 0.5) / w - 1.0,
+        0.0,
+        0.0,
+        -2.0 * k.fy_px / h,
+        1.0 - 2.0 * (k.cy_px + 0.5) / h,
+        0.0,
+        0.0,
+        0.0,
+        a,
+        b,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+    )
+    .cast()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
