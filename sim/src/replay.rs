@@ -35,8 +35,15 @@ pub enum CommandValue {
 #[derive(Clone, Debug)]
 pub struct CommandPlayer {
     held: Vec<f64>,
-    /// The trajectory being followed, when it started, and the targets it started from.
-    following: Option<(Vec<(f64, Vec<f64>)>, f64, Vec<f64>)>,
+    following: Option<Following>,
+}
+
+/// A trajectory being followed: its waypoints, when it started, the targets it started from.
+#[derive(Clone, Debug)]
+struct Following {
+    points: Vec<(f64, Vec<f64>)>,
+    start: f64,
+    from: Vec<f64>,
 }
 
 impl CommandPlayer {
@@ -60,7 +67,11 @@ impl CommandPlayer {
             }
             CommandValue::Trajectory(points) => {
                 if points.iter().all(|(_, p)| p.len() == self.held.len()) {
-                    self.following = Some((points.clone(), t, self.held.clone()));
+                    self.following = Some(Following {
+                        points: points.clone(),
+                        start: t,
+                        from: self.held.clone(),
+                    });
                 }
             }
         }
@@ -68,7 +79,12 @@ impl CommandPlayer {
 
     /// The targets at time `t` (s), one per command joint.
     pub fn targets(&mut self, t: f64) -> &[f64] {
-        if let Some((points, start, from)) = &self.following {
+        if let Some(Following {
+            points,
+            start,
+            from,
+        }) = &self.following
+        {
             let tau = t - start;
             let (mut prev_t, mut prev): (f64, &[f64]) = (0.0, from);
             let mut done = true;
