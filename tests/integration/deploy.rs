@@ -18,7 +18,8 @@ use zenoh::Wait;
 use crate::cli::{json_stdout, rivet};
 use crate::repo;
 
-fn free_port() -> u16 {
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

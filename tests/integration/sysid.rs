@@ -7,12 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cli::{json_stdout, rivet};
+use crate::deploy::free_port;
 use crate::repo;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// The shipped arm profile, connecting to `port`.
 fn arm_profile(dir: &Path, port: u16) -> PathBuf {
