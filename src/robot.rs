@@ -10,7 +10,8 @@
 //!
 //! Realism knobs make it a stand-in for hardware that differs from the training simulation:
 //! transport latency and jitter (both directions: a state is published, and a command applied,
-//! `latency + U(0, jitter)` after it was produced or received, in order), Gaussian noise on
+//! `latency + U(0, jitter)` after it was produced or sent, in order; `--latency-from arrival`
+//! counts a command's latency from its arrival instead), Gaussian noise on
 //! the published positions and velocities, and `--perturb` overlays that change physical
 //! parameters (friction, damping, armature, gains, masses: anything the scene file sets).
 //! Malformed commands (undecodable, wrong length, wrong joint names, non-finite values) are
@@ -80,6 +81,12 @@ pub struct ServeArgs {
     /// Uniform extra latency in [0, jitter] (ms), per message.
     #[arg(long, default_value_t = 0.0, value_name = "MS")]
     pub jitter_ms: f64,
+    /// Where a command's latency counts from: `send`, the controller's send time (the
+    /// rmw_zenoh attachment's source timestamp: controller and robot share a clock, as on one
+    /// host or with PTP; a command that arrives later than that still acts no earlier than its
+    /// arrival), or `arrival`, when it arrived here (a controller on an unsynchronised host).
+    #[arg(long, value_enum, default_value_t = LatencyFrom::Send)]
+    pub latency_from: LatencyFrom,
     /// Sensor noise on the published state: `position=<std>,velocity=<std>` (rad, rad/s).
     #[arg(long, value_name = "SPEC")]
     pub noise: Option<String>,
@@ -101,6 +108,26 @@ pub struct ServeArgs {
     pub json: bool,
     #[command(flatten)]
     pub packages: PackageArgs,
+}
+
+/// Where command latency counts from (`--latency-from`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatencyFrom {
+    /// The controller's send time (the sample attachment's source timestamp).
+    Send,
+    /// When the sample arrived at the robot.
+    Arrival,
+}
+
+/// The instant on this process's monotonic clock of UNIX time `ns`, given one instant and the
+/// UNIX time read together with it.
+fn instant_of_unix_ns(anchor: Instant, anchor_ns: u64, ns: i64) -> Option<Instant> {
+    let ns = u64::try_from(ns).ok()?;
+    if ns >= anchor_ns {
+        anchor.checked_add(Duration::from_nanos(ns - anchor_ns))
+    } else {
+        anchor.checked_sub(Duration::from_nanos(anchor_ns - ns))
+    }
 }
 
 /// Runs a robot command.
@@ -377,6 +404,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect();
     let mut player = CommandPlayer::new(&initial);
     let (mut accepted, mut rejected, mut states) = (0u64, 0u64, 0u64);
+    let mut timed_from_send = 0u64;
     let mut reasons: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut buf = Vec::new();
     let mut last = 0;
@@ -440,8 +468,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             match parsed {
                 Ok(command) => {
                     accepted += 1;
-                    // Delayed from when it arrived, not from when this loop noticed it.
-                    in_line.push(command, info.arrived.min(now), &mut rng);
+                    // Delayed from when it was sent, or from when it arrived (not from when this
+                    // loop noticed it), and never acting before it arrived.
+                    let arrived = info.arrived.min(now);
+                    let sent = match (args.latency_from, info.sent_ns) {
+                        (LatencyFrom::Send, Some(ns)) => instant_of_unix_ns(start, start_ns, ns),
+                        _ => None,
+                    };
+                    let from = match sent {
+                        Some(sent) => {
+                            timed_from_send += 1;
+                            // A clock ahead of ours cannot make a command later than its
+                            // arrival; a slow transport makes it act on arrival.
+                            let earliest = arrived.checked_sub(latency).unwrap_or(arrived);
+                            sent.min(arrived).max(earliest)
+                        }
+                        None => arrived,
+                    };
+                    in_line.push(command, from, &mut rng);
                 }
                 Err(reason) => {
                     rejected += 1;
@@ -496,6 +540,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "real_time_factor": world.time_secs() / elapsed.max(1e-9),
         "states_published": states,
         "commands_accepted": accepted,
+        "commands_timed_from_send": timed_from_send,
         "commands_rejected": rejected,
         "rejected_by_reason": reasons,
         "final_positions": world.robots[robot_index].position,

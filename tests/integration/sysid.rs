@@ -47,7 +47,9 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
     let profile = arm_profile(d, port);
     let scene = repo().join("scenes/arm.toml");
     // The "real" robot: shoulder_pan friction x2 (URDF 0.5 N·m), elbow damping +50% (URDF
-    // 1 N·m·s/rad), a 0.5 kg payload on the gripper, 8 ms on commands (and on states).
+    // 1 N·m·s/rad), a 0.5 kg payload on the gripper, 8 ms on commands (and on states). Its
+    // command latency counts from the controller's send time (same host, same clock), so a
+    // stalled process on a busy machine does not change the robot under test.
     let known = d.join("known.toml");
     std::fs::write(
         &known,
@@ -147,8 +149,11 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
         "friction.shoulder_pan,damping.elbow,payload_mass.gripper_base,latency",
         "--out",
         s(&out),
+        "--max-evals",
+        "300",
         "--json",
     ]);
+    eprintln!("sysid: {fit}");
     let fitted = |name: &str| {
         fit["params"]
             .as_array()

@@ -215,7 +215,8 @@ impl RosNode {
             .declare_subscriber(key_expr.clone())
             .callback(move |sample| {
                 if sample.kind() == SampleKind::Put {
-                    writer.store(&sample.payload().to_bytes(), sample.attachment().is_some());
+                    let attachment = sample.attachment().map(|a| a.to_bytes());
+                    writer.store(&sample.payload().to_bytes(), attachment.as_deref());
                 }
             })
             .wait()
@@ -379,6 +380,7 @@ struct SlotData {
     counter: u64,
     arrived: Option<Instant>,
     has_attachment: bool,
+    sent_ns: Option<i64>,
 }
 
 /// What [`LatestSlot::take_newer`] hands over besides the bytes.
@@ -390,18 +392,25 @@ pub struct SampleInfo {
     pub arrived: Instant,
     /// Whether it carried an attachment (rmw_zenoh always sends one).
     pub has_attachment: bool,
+    /// When the publisher sent it (the attachment's source timestamp, ns since the UNIX epoch,
+    /// on the publisher's clock), if the attachment was a valid rmw_zenoh one.
+    pub sent_ns: Option<i64>,
 }
 
 impl LatestSlot {
-    /// Stores a sample's payload, replacing the previous one.
-    pub fn store(&self, payload: &[u8], has_attachment: bool) {
+    /// Stores a sample's payload and attachment bytes, replacing the previous sample.
+    pub fn store(&self, payload: &[u8], attachment: Option<&[u8]>) {
+        let sent_ns = attachment
+            .and_then(|a| Attachment::decode(a).ok())
+            .map(|a| a.source_timestamp_ns);
         let counter = self.received.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut slot) = self.inner.lock() {
             slot.bytes.clear();
             slot.bytes.extend_from_slice(payload);
             slot.counter = counter;
             slot.arrived = Some(Instant::now());
-            slot.has_attachment = has_attachment;
+            slot.has_attachment = attachment.is_some();
+            slot.sent_ns = sent_ns;
         }
         self.arrived.notify_all();
     }
@@ -428,6 +437,7 @@ impl LatestSlot {
             counter: slot.counter,
             arrived,
             has_attachment: slot.has_attachment,
+            sent_ns: slot.sent_ns,
         })
     }
 
@@ -444,6 +454,7 @@ impl LatestSlot {
             counter: slot.counter,
             arrived,
             has_attachment: slot.has_attachment,
+            sent_ns: slot.sent_ns,
         })
     }
 

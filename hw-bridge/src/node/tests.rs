@@ -82,6 +82,12 @@ fn joint_state_crosses_loopback_with_attachment_and_liveliness() {
     });
     let info = received.unwrap();
     assert!(info.has_attachment, "rmw_zenoh requires the attachment");
+    let sent = info.sent_ns.expect("the attachment's source timestamp");
+    let now = unix_time_ns() as i64;
+    assert!(
+        sent <= now && now - sent < 60_000_000_000,
+        "sent {sent}, now {now}"
+    );
     assert_eq!(JointState::decode(&buf).unwrap(), msg);
     // Nothing newer until the next sample.
     let before = subscriber.slot().received();
@@ -97,16 +103,33 @@ fn joint_state_crosses_loopback_with_attachment_and_liveliness() {
 #[test]
 fn latest_slot_keeps_only_the_newest_and_reuses_buffers() {
     let slot = LatestSlot::default();
-    slot.store(&[1, 2, 3], true);
-    slot.store(&[4, 5], false);
+    let attachment = Attachment {
+        sequence_number: 1,
+        source_timestamp_ns: 1_700_000_000_123_456_789,
+        source_gid: Gid([7; 16]),
+    }
+    .encode();
+    slot.store(&[1, 2, 3], Some(&attachment));
+    let info = slot.take_newer(0, &mut Vec::new()).unwrap();
+    assert!(info.has_attachment);
+    assert_eq!(info.sent_ns, Some(1_700_000_000_123_456_789));
+    slot.store(&[1, 2, 3], Some(&attachment[..20]));
+    let info = slot.take_newer(1, &mut Vec::new()).unwrap();
+    assert!(info.has_attachment);
+    assert_eq!(
+        info.sent_ns, None,
+        "a malformed attachment gives no send time"
+    );
+    slot.store(&[4, 5], None);
     let mut buf = Vec::with_capacity(16);
     let info = slot.take_newer(0, &mut buf).unwrap();
     assert_eq!(buf, [4, 5]);
-    assert_eq!(info.counter, 2);
+    assert_eq!(info.counter, 3);
     assert!(!info.has_attachment);
+    assert_eq!(info.sent_ns, None);
     assert!(slot.take_newer(info.counter, &mut buf).is_none());
     // The slot now holds the caller's old buffer (capacity 16) and reuses it.
-    slot.store(&[9; 8], true);
+    slot.store(&[9; 8], None);
     let mut other = Vec::new();
     slot.take_newer(info.counter, &mut other).unwrap();
     assert_eq!(other, [9; 8]);
