@@ -198,7 +198,7 @@ fn parse_params(
             }
             "latency" => {
                 anyhow::ensure!(arg.is_empty(), "--params `{spec}`: `latency` takes no name");
-                let nominal = instance.command_latency_steps as f64 * scene.world.dt_secs;
+                let nominal = instance.command_latency_secs;
                 push("latency".into(), Target::Latency, nominal, (0.0, 0.1));
             }
             "payload_mass" => {
@@ -286,7 +286,8 @@ fn apply(base: &Scene, robot: usize, params: &[Param], values: &[f64]) -> Scene 
             Target::Kp(d) => r.actuators[*d].kp = Some(v),
             Target::Kd(d) => r.actuators[*d].kd = Some(v),
             Target::Latency => {
-                r.command_latency_steps = (v / base.world.dt_secs).round().max(0.0) as usize
+                r.command_latency_steps = (v / base.world.dt_secs).round().max(0.0) as usize;
+                r.command_latency_secs = v;
             }
             Target::PayloadMass(l) => {
                 let (offset, radius_m) = match &r.payload {

@@ -8,8 +8,10 @@
 //! joints at the recorded state times. [`gap`] compares the two.
 //!
 //! Times are seconds from the episode's first state. A command applies from the first physics
-//! step that starts at or after its time (plus the robot's `command_latency_secs`, which the
-//! world adds). Nothing here touches files or the wire: the CLI decodes MCAP into an `Episode`.
+//! step that starts at or after its time plus the robot's `command_latency_secs`. The replay
+//! applies that latency exactly, not rounded to whole steps as `World` does: a robot's latency
+//! is rarely a multiple of the simulator's step, and identification (`rivet sysid`) needs the
+//! gap to change smoothly with it. Nothing here touches files or the wire: the CLI decodes MCAP into an `Episode`.
 
 use std::sync::Arc;
 
@@ -285,8 +287,18 @@ impl Replay {
 
     /// Replays `episode` in a new world of `scene` (which may differ from the one given to
     /// [`Replay::new`] only in physical parameters: same robots, same joints).
-    pub fn run(&self, scene: Arc<Scene>, episode: &Episode) -> Result<Replayed, crate::SimError> {
+    pub fn run(
+        &self,
+        mut scene: Arc<Scene>,
+        episode: &Episode,
+    ) -> Result<Replayed, crate::SimError> {
         let dt = scene.world.dt_secs;
+        // The latency acts here, on the command times, instead of in the world's whole-step
+        // delay line.
+        let latency = scene.robots[self.robot].command_latency_secs;
+        if scene.robots[self.robot].command_latency_steps != 0 {
+            Arc::make_mut(&mut scene).robots[self.robot].command_latency_steps = 0;
+        }
         let initial = scene.robots[self.robot].initial_positions.clone();
         // One thread: a replay is a small multibody, where rapier's parallel solver costs more
         // than it gains, and callers (system identification) run replays in parallel.
@@ -307,12 +319,36 @@ impl Replay {
             }
         }
         world.reset_robot_joints(self.robot, &position, &velocity);
+        // Before its first command the robot holds a target the episode does not record. A
+        // position servo at that target pushes with effort = kp (target - position) - kd
+        // velocity, so the recorded effort gives the target back (in this scene's gains); a
+        // servo under load sits below its target, and holding the measured position instead
+        // would let the replayed joint sag at the start.
+        let mut held = position.clone();
+        {
+            let scene = world.scene().clone();
+            let actuators = &scene.robots[self.robot].actuators;
+            let state = &mut world.robots[self.robot];
+            for (j, d) in self.state_dofs.iter().enumerate() {
+                let (Some(d), Some(&effort)) = (*d, first.effort.get(j)) else {
+                    continue;
+                };
+                if actuators[d].mode == CommandMode::Position
+                    && effort.is_finite()
+                    && state.kp[d] > 0.0
+                {
+                    held[d] = position[d] + (effort + state.kd[d] * velocity[d]) / state.kp[d];
+                    state.target[d] = held[d];
+                    state.command[d] = held[d];
+                }
+            }
+        }
         let mode = episode.command_mode.unwrap_or(CommandMode::Position);
         let initial_commands: Vec<f64> = self
             .command_dofs
             .iter()
             .map(|&d| match mode {
-                CommandMode::Position => position[d],
+                CommandMode::Position => held[d],
                 _ => 0.0,
             })
             .collect();
@@ -366,7 +402,7 @@ impl Replay {
                 break;
             }
             while next_command < episode.commands.len()
-                && episode.commands[next_command].time_secs <= t0 + 1e-12
+                && episode.commands[next_command].time_secs + latency <= t0 + 1e-12
             {
                 player.apply(&episode.commands[next_command].value, t0);
                 next_command += 1;

@@ -94,7 +94,7 @@ pub struct RobotState {
     /// Derivative gain in use per DoF.
     pub kd: Vec<f64>,
     /// Position target actually sent last step (after rate limiting), per DoF.
-    target: Vec<f64>,
+    pub(crate) target: Vec<f64>,
     /// Commands waiting out the robot's command latency: `latency + 1` rows of one command per
     /// DoF, written at `delay_head`; the row after it is the one `latency` steps old.
     delay_rows: Vec<f64>,

@@ -149,8 +149,6 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
         "friction.shoulder_pan,damping.elbow,payload_mass.gripper_base,latency",
         "--out",
         s(&out),
-        "--max-evals",
-        "300",
         "--json",
     ]);
     eprintln!("sysid: {fit}");
@@ -176,6 +174,28 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
     // Within one control period (100 Hz) of the 8 ms the robot adds.
     let latency = fitted("latency");
     assert!((latency - 0.008).abs() <= 0.010, "latency {latency}: {fit}");
+    // Replayed with the robot's own parameters, the held-out episode is the robot's motion
+    // (the served robot's latency counts from the send time, as the replay's does).
+    let truth_latency = d.join("latency.toml");
+    std::fs::write(
+        &truth_latency,
+        "[robot.arm]\ncommand_latency_secs = 0.008\n",
+    )
+    .unwrap();
+    let truth = ok_json(&[
+        "gap",
+        "--scene",
+        s(&scene),
+        "--episode",
+        s(&episodes[2]),
+        "--overlay",
+        s(&known),
+        "--overlay",
+        s(&truth_latency),
+        "--json",
+    ]);
+    let floor = truth["gap"]["position_rmse"].as_f64().unwrap();
+    assert!(floor < 1e-4, "held out, true parameters: {truth}");
     let reduction = fit["holdout"]["reduction"].as_f64().unwrap();
     assert!(reduction >= 0.8, "held-out RMSE cut by {reduction}: {fit}");
 

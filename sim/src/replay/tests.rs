@@ -24,9 +24,14 @@ fn reach(overlays: &[&str]) -> Arc<Scene> {
 const ARM: [&str; 3] = ["shoulder_pan", "shoulder_lift", "elbow"];
 
 /// Records an episode from a simulated "robot": position commands every 2 physics steps (a
-/// sine per joint), states every physics step.
+/// sine per joint), states (with efforts) every physics step, from the scene's initial state.
 fn record(scene: Arc<Scene>, secs: f64) -> Episode {
-    let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    let world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    record_from(&scene, world, secs)
+}
+
+/// As [`record`], from `world` as it is, with efforts.
+fn record_from(scene: &Arc<Scene>, mut world: World, secs: f64) -> Episode {
     let robot = &scene.robots[0];
     let names: Vec<String> = (0..robot.actuators.len())
         .map(|d| robot.model.dof_joint(DofId(d as u32)).name.clone())
@@ -51,7 +56,7 @@ fn record(scene: Arc<Scene>, secs: f64) -> Episode {
             time_secs: t,
             position: s.position.clone(),
             velocity: s.velocity.clone(),
-            effort: Vec::new(),
+            effort: s.effort.clone(),
         });
         if k == steps {
             break;
@@ -120,6 +125,45 @@ fn a_robot_with_other_parameters_shows_a_gap_and_its_latency_as_lag() {
     let g_own = gap(&real, &replay, &episode, &own, None).unwrap();
     assert!(g_own.position_rmse < 1e-5, "{g_own:?}");
     assert!(position_rmse(&replay, &episode, &own, 1.0) < 1e-5);
+}
+
+#[test]
+fn a_latency_between_whole_steps_acts_exactly() {
+    // Commands sent 16 ms before the (10 ms) step they acted in: a robot whose latency is
+    // 1.6 steps. Rounded to whole steps (as `World` does) they would act a step late or early.
+    let plain = reach(&[]);
+    let mut episode = record(plain.clone(), 1.0);
+    for c in &mut episode.commands {
+        c.time_secs -= 0.016;
+    }
+    let late = reach(&["[robot.arm]\ncommand_latency_secs = 0.016\n"]);
+    let replay = Replay::new(&late, 0, &episode).unwrap();
+    let sim = replay.run(late.clone(), &episode).unwrap();
+    assert!(position_rmse(&replay, &episode, &sim, 1.0) < 1e-5);
+    let sim = replay.run(plain.clone(), &episode).unwrap();
+    assert!(position_rmse(&replay, &episode, &sim, 1.0) > 1e-4);
+}
+
+#[test]
+fn a_loaded_servo_starts_from_the_target_its_effort_reveals() {
+    // A robot with a payload, settled for 1 s under its initial targets (so it sits below
+    // them), then recorded with efforts: the replay must start it holding those targets.
+    let scene = reach(&["[robot.arm]\npayload = { link = \"gripper_base\", mass = 1.0 }\n"]);
+    let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
+    let dt = scene.world.dt_secs;
+    for _ in 0..(1.0 / dt).round() as usize {
+        world.step();
+    }
+    let mut episode = record_from(&scene, world, 1.0);
+    let replay = Replay::new(&scene, 0, &episode).unwrap();
+    let sim = replay.run(scene.clone(), &episode).unwrap();
+    assert!(position_rmse(&replay, &episode, &sim, 1.0) < 1e-5);
+    // Without the efforts the start is a guess (the measured position), and the arm sags.
+    for s in &mut episode.states {
+        s.effort.clear();
+    }
+    let sim = replay.run(scene.clone(), &episode).unwrap();
+    assert!(position_rmse(&replay, &episode, &sim, 1.0) > 1e-4);
 }
 
 #[test]

@@ -131,8 +131,10 @@ pub struct RobotInstance {
     pub link_mass_scale: Vec<(crate::robot::LinkId, f64)>,
     /// A load carried by a link.
     pub payload: Option<Payload>,
-    /// Command latency in physics steps (the file's seconds, rounded).
+    /// Command latency in physics steps (the file's seconds, rounded): what `World` applies.
     pub command_latency_steps: usize,
+    /// Command latency as the file gives it (s); replays apply it exactly (see `replay`).
+    pub command_latency_secs: f64,
 }
 
 /// A point-like load on a robot link, validated.
@@ -1203,6 +1205,7 @@ fn robot_instance(
         link_mass_scale,
         payload,
         command_latency_steps,
+        command_latency_secs: r.command_latency_secs,
         name: r.name.clone(),
         world_from_base: Transform::from_xyz_rpy(r.position, r.rpy),
         fixed_base: r.fixed_base,
