@@ -29,7 +29,7 @@ use serde_json::json;
 use super::camera::{FOV_Y_RAD, OrbitCamera};
 use super::keys::{Action, action_for};
 use super::teleop::{JogMode, Teleop};
-use super::{Prepared, ViewArgs};
+use super::{Overlay, Prepared, ViewArgs};
 use crate::run::PolicyDriver;
 
 /// Simulated time one frame advances in screenshot mode (s).
@@ -142,11 +142,11 @@ pub fn run(args: ViewArgs, prepared: Prepared) -> anyhow::Result<()> {
         rtf: RtfMeter::default(),
     })
     .insert_resource(Overlays {
-        frames: false,
-        contacts: false,
-        lidar: false,
-        cameras: false,
-        paths: false,
+        frames: args.show.contains(&Overlay::Frames),
+        contacts: args.show.contains(&Overlay::Contacts),
+        lidar: args.show.contains(&Overlay::Lidar),
+        cameras: args.show.contains(&Overlay::Cameras),
+        paths: args.show.contains(&Overlay::Paths),
         panel: true,
     })
     .insert_resource(View {

@@ -56,12 +56,30 @@ pub struct ViewArgs {
     /// Window height in pixels.
     #[arg(long, default_value_t = 540, value_name = "PX")]
     pub height: u32,
+    /// Overlays shown from the start (comma-separated; keys toggle them later).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "OVERLAY,...")]
+    pub show: Vec<Overlay>,
     /// With --screenshot: print one JSON object on stdout (path, frames, adapter, camera pose,
     /// simulated time).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub packages: PackageArgs,
+}
+
+/// An overlay drawn over the scene.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    /// The robots' link frames (x red, y green, z blue).
+    Frames,
+    /// Contact points and contact forces.
+    Contacts,
+    /// Lidar points of the latest scans.
+    Lidar,
+    /// The camera sensors' latest RGB images, picture in picture.
+    Cameras,
+    /// The actors' (walking workers') paths.
+    Paths,
 }
 
 /// What the viewer runs: the scene, its world and the policy, checked before any window opens.

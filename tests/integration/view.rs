@@ -304,6 +304,23 @@ mod screenshot {
         }
     }
 
+    /// Runs `rivet view <scene> --screenshot <png> --frames 12 --json <extra...>` on the Xvfb
+    /// display and returns its report.
+    fn screenshot(xvfb: &Xvfb, scene: &Path, png: &Path, extra: &[&str]) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_rivet"))
+            .args(["view", scene.to_str().unwrap(), "--screenshot"])
+            .arg(png)
+            .args(["--frames", "12", "--json"])
+            .args(extra)
+            .current_dir(png.parent().unwrap())
+            .env("DISPLAY", &xvfb.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rivet view failed:\n{}", stderr(&out));
+        crate::cli::json_stdout(&out)
+    }
+
     fn is_orange(c: [u8; 3]) -> bool {
         let [r, g, b] = c.map(i32::from);
         r > b + 60 && r >= g && r > 90
@@ -314,27 +331,11 @@ mod screenshot {
         let Some(xvfb) = start_xvfb() else {
             return;
         };
+        // (The server stops when `xvfb` drops, at the end of the test.)
         let dir = tempfile::tempdir().unwrap();
         let png_path = dir.path().join("view.png");
         let scene_path = repo().join("scenes/brick_wall.toml");
-        let out = Command::new(env!("CARGO_BIN_EXE_rivet"))
-            .args([
-                "view",
-                scene_path.to_str().unwrap(),
-                "--screenshot",
-                png_path.to_str().unwrap(),
-                "--frames",
-                "12",
-                "--json",
-            ])
-            .current_dir(dir.path())
-            .env("DISPLAY", &xvfb.display)
-            .env_remove("WAYLAND_DISPLAY")
-            .output()
-            .unwrap();
-        drop(xvfb);
-        assert!(out.status.success(), "rivet view failed:\n{}", stderr(&out));
-        let report = crate::cli::json_stdout(&out);
+        let report = screenshot(&xvfb, &scene_path, &png_path, &[]);
         assert_eq!(report["path"].as_str(), png_path.to_str());
         assert_eq!(report["frames"], 12);
         assert!(
@@ -441,5 +442,33 @@ mod screenshot {
                 );
             }
         }
+
+        // Every overlay on: the same frames, now with the camera sensors' images in the
+        // bottom-right corner (the wrist camera's, 240 x 180 px, 8 px from the edges).
+        let overlays_path = dir.path().join("overlays.png");
+        let report = screenshot(
+            &xvfb,
+            &scene_path,
+            &overlays_path,
+            &["--show", "frames,contacts,lidar,cameras,paths"],
+        );
+        assert_eq!(report["steps"].as_u64(), Some(steps));
+        let with = Picture::load(&overlays_path);
+        let mut diff = 0u64;
+        let mut count = 0u64;
+        for y in 540 - 8 - 180..540 - 8 {
+            for x in 960 - 8 - 240..960 - 8 {
+                let i = 3 * (y * 960 + x);
+                for c in 0..3 {
+                    diff += u64::from(with.rgb[i + c].abs_diff(picture.rgb[i + c]));
+                    count += 1;
+                }
+            }
+        }
+        let mean = diff as f64 / count as f64;
+        assert!(
+            mean > 20.0,
+            "the picture-in-picture corner barely changed (mean difference {mean:.1})"
+        );
     }
 }
