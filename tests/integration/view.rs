@@ -212,8 +212,8 @@ mod screenshot {
                         continue;
                     }
                     let i = 3 * (py as usize * self.width + px as usize);
-                    for c in 0..3 {
-                        channels[c].push(self.rgb[i + c]);
+                    for (channel, value) in channels.iter_mut().zip(&self.rgb[i..i + 3]) {
+                        channel.push(*value);
                     }
                 }
             }
