@@ -83,6 +83,13 @@ pub enum Overlay {
 }
 
 /// What the viewer runs: the scene, its world and the policy, checked before any window opens.
+#[cfg_attr(
+    not(feature = "viewer"),
+    allow(
+        dead_code,
+        reason = "without the viewer the inputs are only checked, nothing runs them"
+    )
+)]
 pub struct Prepared {
     /// The scene.
     pub scene: Arc<Scene>,

@@ -6,8 +6,6 @@
 //! adapter (Mesa's lavapipe/llvmpipe): with `CI` set their absence fails the test, elsewhere
 //! it skips with a message.
 
-use std::path::Path;
-
 use crate::cli::rivet;
 use crate::repo;
 
@@ -116,6 +114,7 @@ fn view_without_a_display_points_to_run_and_rerun() {
 mod screenshot {
     use super::*;
     use std::io::{BufRead, BufReader};
+    use std::path::Path;
     use std::process::{Child, Command, Stdio};
 
     use rivet_sim::{PackagePaths, Scene, SimWorld, World, WorldOptions, headless_app};
