@@ -158,22 +158,7 @@ pub fn run(args: ViewArgs, prepared: Prepared) -> anyhow::Result<()> {
         message: None,
     })
     .insert_non_send(sim)
-    .add_systems(Startup, (spawn_scene, spawn_ui))
-    .add_systems(
-        Update,
-        (
-            keyboard,
-            mouse_camera,
-            step_simulation,
-            mirror_poses,
-            place_camera,
-            draw_overlays,
-            update_panel,
-            update_pictures,
-            screenshot,
-        )
-            .chain(),
-    );
+    .add_plugins(ViewerPlugin);
     if let Some(shot) = shot {
         app.insert_resource(shot);
     }
@@ -202,6 +187,51 @@ pub fn run(args: ViewArgs, prepared: Prepared) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The viewer's stages, run in this order every frame.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ViewSet {
+    /// Keys and mouse: clock, overlays, camera, teleoperation.
+    Input,
+    /// The simulation app's updates for this frame.
+    Simulate,
+    /// Render entities and the camera take the new poses.
+    Mirror,
+    /// Gizmos, the panel and the camera pictures.
+    Draw,
+    /// The screenshot, in screenshot mode.
+    Capture,
+}
+
+/// The viewer's systems in their [`ViewSet`]s (the app provides the resources).
+struct ViewerPlugin;
+
+impl Plugin for ViewerPlugin {
+    fn build(&self, app: &mut App) {
+        app.configure_sets(
+            Update,
+            (
+                ViewSet::Input,
+                ViewSet::Simulate,
+                ViewSet::Mirror,
+                ViewSet::Draw,
+                ViewSet::Capture,
+            )
+                .chain(),
+        )
+        .add_systems(Startup, (spawn_scene, spawn_ui))
+        .add_systems(
+            Update,
+            (
+                (keyboard, mouse_camera).chain().in_set(ViewSet::Input),
+                step_simulation.in_set(ViewSet::Simulate),
+                (mirror_poses, place_camera).in_set(ViewSet::Mirror),
+                (draw_overlays, update_panel, update_pictures).in_set(ViewSet::Draw),
+                screenshot.in_set(ViewSet::Capture),
+            ),
+        );
+    }
 }
 
 /// The simulation: the headless app `rivet run` steps, the policy around it, and the scene's

@@ -471,3 +471,40 @@ mod screenshot {
         );
     }
 }
+
+/// Teleoperation's seam in the world: once its script is released, the robot follows the
+/// commands the caller writes before each step (through the safety filter), and a script
+/// left in place overwrites them.
+#[test]
+fn released_script_leaves_the_commands_to_the_caller() {
+    use rivet_sim::{PackagePaths, Scene, World, WorldOptions};
+    let scene = std::sync::Arc::new(
+        Scene::load(
+            &repo().join("scenes/brick_wall.toml"),
+            &PackagePaths::default(),
+        )
+        .unwrap(),
+    );
+    let run = |release: bool| {
+        let mut world = World::new(
+            scene.clone(),
+            WorldOptions {
+                seed: 0,
+                threads: Some(1),
+            },
+        )
+        .unwrap();
+        if release {
+            assert!(world.release_script(0), "the arm has a script");
+            assert!(!world.release_script(0), "and only one");
+        }
+        let goal = scene.robots[0].initial_positions[0] + 0.3;
+        for _ in 0..1000 {
+            world.robots[0].command[0] = goal;
+            world.step();
+        }
+        (world.robots[0].position[0] - goal).abs()
+    };
+    assert!(run(true) < 0.01, "the released arm follows the command");
+    assert!(run(false) > 0.1, "the script overrides the command");
+}
