@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bevy::asset::RenderAssetUsages;
 use bevy::core_pipeline::tonemapping::Tonemapping;
-use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll, MouseScrollUnit};
+use bevy::input::mouse::{AccumulatedMouseScroll, MouseScrollUnit};
 use bevy::mesh::{Indices, PrimitiveTopology};
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
@@ -582,13 +582,18 @@ fn keyboard(
     mut exit: MessageWriter<AppExit>,
 ) {
     let dt_secs = f64::from(time.delta_secs());
-    for &key in keys.get_pressed() {
-        let Some(action) = action_for(key) else {
-            continue;
-        };
-        if !action.is_held() && !keys.just_pressed(key) {
-            continue;
-        }
+    // One-shot actions on a press (even one released within the same frame: a slow frame
+    // sees both), jogs every frame while their key is held.
+    let pressed_once = keys
+        .get_just_pressed()
+        .filter_map(|&k| action_for(k))
+        .filter(|a| !a.is_held());
+    let held = keys
+        .get_pressed()
+        .filter_map(|&k| action_for(k))
+        .filter(|a| a.is_held());
+    let actions: Vec<Action> = pressed_once.chain(held).collect();
+    for action in actions {
         match action {
             Action::TogglePause => clock.paused = !clock.paused,
             Action::Step => {
@@ -704,15 +709,22 @@ fn take_over(sim: &mut Sim, state: &mut TeleopState) {
     });
 }
 
+/// Drags move the camera by the cursor's motion inside the window (window events, so it
+/// works on remote and virtual displays without raw device motion).
 fn mouse_camera(
     buttons: Res<ButtonInput<MouseButton>>,
-    motion: Res<AccumulatedMouseMotion>,
     scroll: Res<AccumulatedMouseScroll>,
     window: Single<&Window>,
+    mut last_cursor: Local<Option<Vec2>>,
     mut view: ResMut<View>,
 ) {
     let height = window.height().max(1.0);
-    let d = motion.delta / height;
+    let cursor = window.cursor_position();
+    let d = match (cursor, *last_cursor) {
+        (Some(now), Some(before)) => (now - before) / height,
+        _ => Vec2::ZERO,
+    };
+    *last_cursor = cursor;
     if buttons.pressed(MouseButton::Left) {
         view.camera
             .orbit(-d.x * std::f32::consts::PI, d.y * std::f32::consts::PI);
