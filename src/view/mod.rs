@@ -46,8 +46,8 @@ pub struct ViewArgs {
     #[arg(long, value_name = "OUT.png")]
     pub screenshot: Option<PathBuf>,
     /// Frames rendered before the screenshot. In screenshot mode every frame advances the
-    /// simulation by the same number of steps (1/60 s of simulated time), so the picture does
-    /// not depend on the machine's speed.
+    /// simulation by the same number of steps (1/60 s over the scene's timestep, rounded, at
+    /// least one), so the picture does not depend on the machine's speed.
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub frames: u32,
     /// Window width and height in pixels.
