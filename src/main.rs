@@ -19,6 +19,7 @@ mod robot;
 mod run;
 mod sensors;
 mod sysid;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +81,9 @@ enum Command {
     Gap(gap::GapArgs),
     /// Fit a scene robot's physical parameters to recorded episodes; writes a scene overlay.
     Sysid(sysid::SysidArgs),
+    /// Watch a scenario live in a window (the same simulation as `run`), teleoperate its
+    /// robot, or save a screenshot. Needs the `viewer` cargo feature.
+    View(view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Robot(args) => robot::robot(args),
         Command::Gap(args) => gap::gap(args),
         Command::Sysid(args) => sysid::sysid(args),
+        Command::View(args) => view::view(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `rivet run`: a scenario end to end, headless, recorded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,14 +47,80 @@ pub struct RunArgs {
     pub packages: PackageArgs,
 }
 
-/// The policy acting in a run: its checkpoint, the task runner and its buffers.
-struct PolicyDriver {
+/// A trained policy acting in a scene's task, one action per control period: the checkpoint,
+/// the task runner and its buffers. `rivet run --policy` and `rivet view --policy` drive the
+/// simulation app with it around each update.
+pub struct PolicyDriver {
     policy: rivet_policies::LoadedPolicy,
     runner: rivet_sim::env::TaskRunner,
     observation: Vec<f32>,
     action: Vec<f32>,
     substep: u32,
     outcome: Option<rivet_sim::env::StepOutcome>,
+}
+
+impl PolicyDriver {
+    /// Loads the checkpoint at `path`, checks it fits the scene's task and resets `world` to
+    /// the task's first episode (seeded by `seed`).
+    pub fn new(scene: &Scene, world: &mut World, path: &Path, seed: u64) -> anyhow::Result<Self> {
+        use rivet_policies::Policy;
+        let (observation_space, action_space) = crate::learn::task_spaces(scene)?;
+        let checkpoint = rivet_policies::load_checkpoint(path)?;
+        checkpoint.check_compatible(&observation_space, &action_space, &scene.content_hash)?;
+        let mut runner = rivet_sim::env::TaskRunner::new(world)?;
+        runner.seed(seed, 0);
+        let mut observation = vec![0.0; runner.observation_dim()];
+        runner.reset(world, &mut observation);
+        let policy = checkpoint.policy();
+        let action = vec![0.0; policy.action_space().dim()];
+        Ok(Self {
+            policy,
+            runner,
+            observation,
+            action,
+            substep: 0,
+            outcome: None,
+        })
+    }
+
+    /// Before an update: a new action at the start of each control period, then the task's
+    /// per-physics-step work.
+    pub fn before_update(&mut self, world: &mut World) {
+        use rivet_policies::Policy;
+        if self.substep == 0 {
+            self.policy.act(&self.observation, &mut self.action);
+            self.runner.apply_action(world, &self.action);
+        }
+        self.runner.before_physics(world);
+    }
+
+    /// After an update: at the end of a control period, the observation, reward and
+    /// termination. Returns whether the episode ended.
+    pub fn after_update(&mut self, world: &World) -> bool {
+        self.substep += 1;
+        if self.substep == self.runner.task().substeps {
+            self.substep = 0;
+            let outcome = self.runner.finish_step(world, &mut self.observation);
+            self.outcome = Some(outcome);
+            return outcome.done();
+        }
+        false
+    }
+
+    /// The last control period's outcome (default before the first).
+    pub fn outcome(&self) -> rivet_sim::env::StepOutcome {
+        self.outcome.unwrap_or_default()
+    }
+
+    /// Actions taken this episode.
+    pub fn actions(&self) -> u64 {
+        self.runner.episode_steps() as u64
+    }
+
+    /// The episode's return so far.
+    pub fn episode_return(&self) -> f64 {
+        self.runner.episode_return()
+    }
 }
 
 /// Runs a scenario.
@@ -100,26 +166,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     )?;
     let mut driver = match &args.policy {
         None => None,
-        Some(path) => {
-            use rivet_policies::Policy;
-            let (observation_space, action_space) = crate::learn::task_spaces(&scene)?;
-            let checkpoint = rivet_policies::load_checkpoint(path)?;
-            checkpoint.check_compatible(&observation_space, &action_space, &scene.content_hash)?;
-            let mut runner = rivet_sim::env::TaskRunner::new(&world)?;
-            runner.seed(args.seed, 0);
-            let mut observation = vec![0.0; runner.observation_dim()];
-            runner.reset(&mut world, &mut observation);
-            let policy = checkpoint.policy();
-            let action = vec![0.0; policy.action_space().dim()];
-            Some(PolicyDriver {
-                policy,
-                runner,
-                observation,
-                action,
-                substep: 0,
-                outcome: None,
-            })
-        }
+        Some(path) => Some(PolicyDriver::new(&scene, &mut world, path, args.seed)?),
     };
     let recorder = Recorder::create(&record_path, &world, args.record_rate)
         .with_context(|| format!("cannot record to {}", record_path.display()))?;
@@ -151,26 +198,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut executed = 0u64;
     for _ in 0..steps {
         if let Some(d) = driver.as_mut() {
-            use rivet_policies::Policy;
-            let mut sim = app.world_mut().resource_mut::<SimWorld>();
-            if d.substep == 0 {
-                d.policy.act(&d.observation, &mut d.action);
-                d.runner.apply_action(&sim.0, &d.action);
-            }
-            d.runner.before_physics(&mut sim.0);
+            d.before_update(&mut app.world_mut().resource_mut::<SimWorld>().0);
         }
         app.update();
-        if let Some(d) = driver.as_mut() {
-            d.substep += 1;
-            if d.substep == d.runner.task().substeps {
-                d.substep = 0;
-                let sim = app.world().resource::<SimWorld>();
-                let outcome = d.runner.finish_step(&sim.0, &mut d.observation);
-                d.outcome = Some(outcome);
-                if outcome.done() {
-                    break;
-                }
-            }
+        if let Some(d) = driver.as_mut()
+            && d.after_update(&app.world().resource::<SimWorld>().0)
+        {
+            break;
         }
         let world = &app.world().resource::<SimWorld>().0;
         if world.termination().is_some() {
@@ -237,11 +271,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .collect();
     let tasks = world.task_outcomes();
     let policy_summary = driver.as_ref().map(|d| {
-        let o = d.outcome.unwrap_or_default();
+        let o = d.outcome();
         json!({
             "checkpoint": args.policy,
-            "actions": d.runner.episode_steps(),
-            "return": d.runner.episode_return(),
+            "actions": d.actions(),
+            "return": d.episode_return(),
             "episode_ended": o.done(),
             "terminated": o.terminated,
             "truncated": o.truncated,
@@ -313,11 +347,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
         if let Some(d) = driver.as_ref() {
-            let o = d.outcome.unwrap_or_default();
+            let o = d.outcome();
             eprintln!(
                 "policy       {} actions, return {:.3}, {}",
-                d.runner.episode_steps(),
-                d.runner.episode_return(),
+                d.actions(),
+                d.episode_return(),
                 if o.success {
                     "success"
                 } else if o.done() {

@@ -313,6 +313,44 @@ impl World {
         }
     }
 
+    /// Visits every touching contact pair after the last step: the mean of its active contact
+    /// points (world frame, m) and the force of the contact on the pair's second collider
+    /// (world frame, N: the pair's total impulse over the timestep).
+    pub fn for_each_contact_force(&self, mut f: impl FnMut([f32; 3], [f32; 3])) {
+        let dt = self.scene.world.dt_secs as f32;
+        for pair in self.physics.narrow_phase.contact_pairs() {
+            let Some(collider) = self.physics.colliders.get(pair.collider1) else {
+                continue;
+            };
+            let world_from_collider = collider.position();
+            let mut sum = Vector::ZERO;
+            let mut count = 0u32;
+            for manifold in pair.manifolds() {
+                for contact in manifold.points.iter().filter(|c| c.dist <= 0.0) {
+                    sum += world_from_collider * contact.local_p1;
+                    count += 1;
+                }
+            }
+            if count == 0 {
+                continue;
+            }
+            let p = sum / count as f32;
+            let force = pair.total_impulse() / dt;
+            f([p.x, p.y, p.z], [force.x, force.y, force.z]);
+        }
+    }
+
+    /// Drops robot `robot`'s scripted controller, if it has one: from the next step its
+    /// commands are the caller's (an interactive viewer's teleoperation), still through the
+    /// robot's safety filter. Returns whether there was a script. A world built anew gets the
+    /// script back.
+    pub fn release_script(&mut self, robot: usize) -> bool {
+        self.robots
+            .get_mut(robot)
+            .and_then(|r| r.script.take())
+            .is_some()
+    }
+
     /// Mutable access to rapier's state, for the task environment's randomisation.
     pub(crate) fn physics_mut(&mut self) -> &mut PhysicsWorld {
         &mut self.physics

@@ -14,6 +14,7 @@ mod robots;
 mod scenarios;
 mod sensors;
 mod sysid;
+mod view;
 
 use std::path::{Path, PathBuf};
 

@@ -314,6 +314,29 @@ impl RenderScene {
         self.sources.is_empty()
     }
 
+    /// Axis-aligned bounds `[min, max]` (m, world frame) of the drawables that hang on a body
+    /// (robot links, props, actors; the ground is left out) at the world's current poses;
+    /// `None` when there is none.
+    pub fn bounds(&self, world: &World) -> Option<[[f64; 3]; 2]> {
+        let mut bounds: Option<[[f64; 3]; 2]> = None;
+        for s in &self.sources {
+            let Some(body) = s.body else {
+                continue;
+            };
+            let world_from_mesh = isometry(&world.body_pose(body)) * s.body_from_mesh;
+            for p in &self.meshes[s.mesh.0 as usize].positions {
+                let q = world_from_mesh
+                    * nalgebra::Point3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+                let [lo, hi] = bounds.get_or_insert([[q.x, q.y, q.z]; 2]);
+                for k in 0..3 {
+                    lo[k] = lo[k].min(q[k]);
+                    hi[k] = hi[k].max(q[k]);
+                }
+            }
+        }
+        bounds
+    }
+
     /// The instances at the world's current poses, into `out` (cleared first).
     pub fn instances(&self, world: &World, out: &mut Vec<Instance>) {
         out.clear();
