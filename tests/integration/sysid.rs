@@ -175,7 +175,9 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
     let latency = fitted("latency");
     assert!((latency - 0.008).abs() <= 0.010, "latency {latency}: {fit}");
     // Replayed with the robot's own parameters, the held-out episode is the robot's motion
-    // (the served robot's latency counts from the send time, as the replay's does).
+    // (the served robot's latency counts from the send time, as the replay's does): exactly
+    // (RMSE 0) when no command was lost, within 0.2 mrad when a stalled controller sent two
+    // commands within one robot step and the robot kept only the newer, as ros2_control does.
     let truth_latency = d.join("latency.toml");
     std::fs::write(
         &truth_latency,
@@ -195,7 +197,7 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
         "--json",
     ]);
     let floor = truth["gap"]["position_rmse"].as_f64().unwrap();
-    assert!(floor < 1e-4, "held out, true parameters: {truth}");
+    assert!(floor < 1e-3, "held out, true parameters: {truth}");
     let reduction = fit["holdout"]["reduction"].as_f64().unwrap();
     assert!(reduction >= 0.8, "held-out RMSE cut by {reduction}: {fit}");
 
