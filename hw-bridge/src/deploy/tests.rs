@@ -212,8 +212,11 @@ fn commands_follow_the_source_through_the_safety_filter() {
         &Stopper::default(),
     );
     assert_eq!(report.exit, ExitReason::Duration, "{}", report.message);
-    assert_eq!(report.cycles, 50);
-    assert_eq!(report.commands_sent, 50);
+    // 50 deadlines in 0.5 s at 100 Hz: each one either ran a cycle or, on a loaded machine,
+    // was skipped and counted as missed; every cycle sent one command.
+    assert!(report.cycles <= 50, "{report:?}");
+    assert!(report.cycles + report.deadline_misses >= 50, "{report:?}");
+    assert_eq!(report.commands_sent, report.cycles);
     assert_eq!(report.states_rejected.total(), 0);
     // The state was mapped by name (the robot sends b, a, extra).
     assert_eq!(seen.lock().unwrap()[0], [0.1, 0.0]);
@@ -385,8 +388,17 @@ fn a_state_triggered_loop_answers_each_state() {
     cfg.trigger = Trigger::State;
     let report = run_loop(&mut node, &cfg, &mut source, &Stopper::default());
     assert_eq!(report.exit, ExitReason::Duration, "{}", report.message);
-    // The robot publishes every 5 ms: nearly every cycle had a fresh state.
-    assert!(report.states_accepted + 5 >= report.cycles, "{report:?}");
+    // Every cycle answered with a command, and a cycle without a fresh state is one that
+    // waited its full 1.5 periods: the loop woke on states, never spun. (How many states
+    // arrive depends on how busy the machine is, so that is not asserted.)
+    assert!(report.states_accepted > 0, "{report:?}");
+    assert_eq!(report.commands_sent, report.cycles);
+    let timeouts = report.cycles.saturating_sub(report.states_accepted);
+    assert!(
+        timeouts as f64 <= report.elapsed_secs / 0.015 + 1.0,
+        "{timeouts} cycles without a state in {:.3} s: {report:?}",
+        report.elapsed_secs
+    );
     assert!(!robot.commands.lock().unwrap().is_empty());
     node.close();
 }
