@@ -28,6 +28,7 @@ use serde_json::json;
 
 use super::camera::{FOV_Y_RAD, OrbitCamera};
 use super::keys::{Action, action_for};
+use super::playback::Playback;
 use super::teleop::{JogMode, Teleop};
 use super::{Overlay, Prepared, ViewArgs};
 use crate::run::PolicyDriver;
@@ -82,6 +83,7 @@ pub fn run(args: ViewArgs, prepared: Prepared) -> anyhow::Result<()> {
         scene,
         world,
         driver,
+        playback,
     } = prepared;
     let sensors = crate::sensors::suite_for(&world, args.json)?;
     let sim = Sim::new(
@@ -91,6 +93,7 @@ pub fn run(args: ViewArgs, prepared: Prepared) -> anyhow::Result<()> {
         sensors,
         args.seed,
         args.policy.clone(),
+        playback,
     );
     let aspect = args.width as f32 / args.height as f32;
     let first_view = OrbitCamera::framing(sim.render_scene.bounds(sim.world()), aspect);
@@ -244,7 +247,9 @@ struct Sim {
     policy: Option<PathBuf>,
     render_scene: RenderScene,
     instances: Vec<Instance>,
-    /// The policy's episode ended (the simulation holds until a reset).
+    /// The recorded episode moving the robot, if one plays.
+    playback: Option<Playback>,
+    /// The policy's episode, or the recorded one, ended (the simulation holds until a reset).
     episode_over: bool,
     /// Why the last reset failed, if it did.
     error: Option<String>,
@@ -258,6 +263,7 @@ impl Sim {
         sensors: Option<rivet_sim::SensorSuite>,
         seed: u64,
         policy: Option<PathBuf>,
+        playback: Option<Playback>,
     ) -> Self {
         let render_scene = RenderScene::new(&world);
         let mut instances = Vec::new();
@@ -274,6 +280,7 @@ impl Sim {
             policy,
             render_scene,
             instances,
+            playback,
             episode_over: false,
             error: None,
         }
@@ -308,6 +315,13 @@ impl Sim {
             d.before_update(&mut world.0);
         }
         self.app.update();
+        if let Some(p) = self.playback.as_mut() {
+            let mut world = self.app.world_mut().resource_mut::<SimWorld>();
+            p.apply(&mut world.0);
+            if p.is_over(world.0.time_secs()) {
+                self.episode_over = true;
+            }
+        }
         if teleop.is_none()
             && let Some(d) = self.driver.as_mut()
             && d.after_update(&self.app.world().resource::<SimWorld>().0)
@@ -329,6 +343,11 @@ impl Sim {
             Some(path) => Some(PolicyDriver::new(&self.scene, &mut world, path, self.seed)?),
             None => None,
         };
+        let mut playback = self.playback.take();
+        if let Some(p) = playback.as_mut() {
+            p.rewind();
+            p.apply(&mut world);
+        }
         let sensors = crate::sensors::suite_for(&world, true)?;
         *self = Self::new(
             self.scene.clone(),
@@ -337,6 +356,7 @@ impl Sim {
             sensors,
             self.seed,
             self.policy.clone(),
+            playback,
         );
         Ok(())
     }
@@ -684,6 +704,13 @@ fn keyboard(
 
 /// Takes the first robot that can be jogged away from its script and policy.
 fn take_over(sim: &mut Sim, state: &mut TeleopState) {
+    if let Some(p) = &sim.playback {
+        state.message = Some(format!(
+            "teleoperation is off while the episode {} plays",
+            p.path.display()
+        ));
+        return;
+    }
     let scene = sim.scene.clone();
     let mut reasons = Vec::new();
     for robot in 0..scene.robots.len() {
@@ -916,6 +943,16 @@ fn update_panel(
             task.robot, task.placed, task.tasks, task.dropped, task.phase
         );
     }
+    if let Some(p) = sim.playback.as_ref() {
+        let _ = writeln!(
+            s,
+            "episode {}: {:.3} of {:.3} s (robot '{}' as recorded)",
+            p.path.display(),
+            world.time_secs().min(p.duration_secs()),
+            p.duration_secs(),
+            sim.scene.robots[p.robot].name
+        );
+    }
     if let Some(d) = sim.driver.as_ref() {
         let o = d.outcome();
         let _ = writeln!(
@@ -1067,6 +1104,18 @@ fn screenshot(
         "scene": sim.scene.name,
         "sim_time_secs": world.time_secs(),
         "steps": world.step_index(),
+        "robots": sim.scene.robots.iter().zip(&world.robots).map(|(robot, state)| json!({
+            "name": robot.name,
+            "joints": (0..state.position.len()).map(|d| json!({
+                "name": robot.model.dof_joint(rivet_sim::robot::DofId(d as u32)).name,
+                "position": state.position[d],
+                "command": state.command[d],
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "episode": sim.playback.as_ref().map(|p| json!({
+            "path": p.path,
+            "duration_secs": p.duration_secs(),
+        })),
     });
     job.requested = Some(report.clone());
     let path = job.path.clone();

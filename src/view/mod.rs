@@ -25,6 +25,11 @@ mod app;
 pub mod camera;
 #[cfg(feature = "viewer")]
 pub mod keys;
+#[cfg_attr(
+    not(feature = "viewer"),
+    allow(dead_code, reason = "without the viewer only the loading runs")
+)]
+pub mod playback;
 #[cfg(feature = "viewer")]
 pub mod teleop;
 
@@ -37,8 +42,13 @@ pub struct ViewArgs {
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
     /// Let a trained policy (checkpoint from `rivet train`) act in the scene's task.
-    #[arg(long, value_name = "CHECKPOINT")]
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "episode")]
     pub policy: Option<PathBuf>,
+    /// Play a recorded episode (MCAP from `rivet deploy`, or a rosbag2 recording with
+    /// `/joint_states`): the robot moves as recorded (its joints follow the recorded states,
+    /// its commands show the recorded commands); the rest of the scene simulates.
+    #[arg(long, value_name = "EPISODE.mcap")]
+    pub episode: Option<PathBuf>,
     /// Seed for everything random in the run.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
@@ -60,7 +70,7 @@ pub struct ViewArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "OVERLAY,...")]
     pub show: Vec<Overlay>,
     /// With --screenshot: print one JSON object on stdout (path, frames, adapter, camera pose,
-    /// simulated time).
+    /// simulated time, every robot joint's position and command, the episode playing).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -97,6 +107,8 @@ pub struct Prepared {
     pub world: World,
     /// The policy acting, if any.
     pub driver: Option<PolicyDriver>,
+    /// The recorded episode playing, if any (the world starts in its first state).
+    pub playback: Option<playback::Playback>,
 }
 
 /// Loads and checks everything the viewer needs (scene, overlays, checkpoint, arguments).
@@ -154,10 +166,19 @@ pub fn prepare(args: &ViewArgs) -> anyhow::Result<Prepared> {
                 .with_context(|| format!("--policy {}", path.display()))?,
         ),
     };
+    let playback = match &args.episode {
+        None => None,
+        Some(path) => {
+            let mut p = playback::Playback::load(path, &scene)?;
+            p.apply(&mut world);
+            Some(p)
+        }
+    };
     Ok(Prepared {
         scene,
         world,
         driver,
+        playback,
     })
 }
 

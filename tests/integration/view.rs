@@ -1,6 +1,7 @@
 //! `rivet view`: bad input is reported before any window opens (every build), and, with the
 //! `viewer` feature, a screenshot of the brick scene taken under Xvfb with Mesa's software
-//! renderer shows the robot where the viewer's camera must see it.
+//! renderer shows the robot where the viewer's camera must see it, and a recorded episode
+//! plays with the robot where the recording has it.
 //!
 //! The screenshot test needs `Xvfb` (Debian `xvfb`, installed by .ci/run) and a Vulkan or GL
 //! adapter (Mesa's lavapipe/llvmpipe): with `CI` set their absence fails the test, elsewhere
@@ -106,6 +107,32 @@ fn view_without_a_display_points_to_run_and_rerun() {
     let err = stderr(&out);
     assert!(
         err.contains("no display") && err.contains("rivet run") && err.contains("rerun"),
+        "{err}"
+    );
+}
+
+#[test]
+fn view_reports_a_bad_episode_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-an-episode.mcap");
+    std::fs::write(&bad, b"these bytes are not MCAP").unwrap();
+    let scene = repo().join("scenes/arm.toml");
+    let scene = scene.to_str().unwrap();
+    let out = rivet(
+        &["view", scene, "--episode", bad.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("not-an-episode.mcap"), "{err}");
+    let out = rivet(
+        &["view", scene, "--episode", "e.mcap", "--policy", "p"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--episode") && err.contains("--policy"),
         "{err}"
     );
 }
@@ -469,6 +496,68 @@ mod screenshot {
             mean > 20.0,
             "the picture-in-picture corner barely changed (mean difference {mean:.1})"
         );
+    }
+
+    /// `--episode`: the robot moves as recorded. The rosbag2 fixture's robot sits 30 ms behind
+    /// its commands, which tests/gap/gen_rosbags_episode.py writes as sines around the arm's
+    /// start pose: at the screenshot's time the viewer's joints are that formula's.
+    #[test]
+    fn view_plays_a_recorded_episode_as_recorded() {
+        let Some(xvfb) = start_xvfb() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let png_path = dir.path().join("episode.png");
+        let episode = repo().join("tests/gap/rosbags_arm_episode.mcap");
+        let report = screenshot(
+            &xvfb,
+            &repo().join("scenes/arm.toml"),
+            &png_path,
+            &["--episode", episode.to_str().unwrap()],
+        );
+        assert_eq!(report["episode"]["path"].as_str(), episode.to_str());
+        let duration = report["episode"]["duration_secs"].as_f64().unwrap();
+        assert!((duration - 4.0).abs() < 1e-6, "{report}");
+        let t = report["sim_time_secs"].as_f64().unwrap();
+        // 12 frames of 8 steps of 2 ms.
+        assert!((t - 0.192).abs() < 1e-9, "{report}");
+        let home = [0.0, -1.2, 1.2, -1.5708, -1.5708, 0.0];
+        let commanded = |t: f64| {
+            let mut q = home;
+            let ramp = t.min(1.0);
+            for (j, (amp, period)) in [(0.3, 2.0), (0.2, 2.5), (0.25, 1.6)].iter().enumerate() {
+                q[j] += ramp * amp * (2.0 * std::f64::consts::PI * t / period).sin();
+            }
+            q
+        };
+        let want = commanded(t - 0.03);
+        let joints = report["robots"][0]["joints"].as_array().unwrap();
+        for (j, name) in [
+            "shoulder_pan",
+            "shoulder_lift",
+            "elbow",
+            "wrist_1",
+            "wrist_2",
+            "wrist_3",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let joint = joints
+                .iter()
+                .find(|x| x["name"] == *name)
+                .unwrap_or_else(|| panic!("no joint {name} in {report}"));
+            let q = joint["position"].as_f64().unwrap();
+            assert!(
+                (q - want[j]).abs() < 1e-3,
+                "{name}: the viewer shows {q}, the recording {}",
+                want[j]
+            );
+        }
+        // The arm moved from its start pose (the check above cannot pass on a still arm).
+        assert!(want[0] > 0.02, "{want:?}");
+        // Played, not simulated: the picture is a picture.
+        assert!(Picture::load(&png_path).luminance_std() > 8.0);
     }
 }
 
