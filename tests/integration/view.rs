@@ -521,6 +521,10 @@ mod screenshot {
         let t = report["sim_time_secs"].as_f64().unwrap();
         // 12 frames of 8 steps of 2 ms.
         assert!((t - 0.192).abs() < 1e-9, "{report}");
+        #[allow(
+            clippy::approx_constant,
+            reason = "the fixture's start pose as gen_rosbags_episode.py writes it"
+        )]
         let home = [0.0, -1.2, 1.2, -1.5708, -1.5708, 0.0];
         let commanded = |t: f64| {
             let mut q = home;
