@@ -77,8 +77,9 @@ pub struct DeployArgs {
 struct PolicySource {
     policy: LoadedPolicy,
     agent: PolicyAgent,
-    /// Per agent DoF, the profile tree's DoF.
-    map: Vec<usize>,
+    /// Per agent DoF, the profile tree's DoF; `None` for a DoF the robot does not report and
+    /// the policy does not need (it stays at the scene's initial position).
+    map: Vec<Option<usize>>,
     q: Vec<f64>,
     qd: Vec<f64>,
     observation: Vec<f32>,
@@ -92,9 +93,11 @@ struct PolicySource {
 
 impl PolicySource {
     fn gather(&mut self, state: &JointStateView<'_>) {
-        for (a, &p) in self.map.iter().enumerate() {
-            self.q[a] = state.position[p];
-            self.qd[a] = state.velocity[p];
+        for (a, p) in self.map.iter().enumerate() {
+            if let Some(p) = *p {
+                self.q[a] = state.position[p];
+                self.qd[a] = state.velocity[p];
+            }
         }
     }
 }
@@ -115,8 +118,10 @@ impl CommandSource for PolicySource {
             self.held.copy_from_slice(self.agent.act(&self.action));
         }
         self.phase = (self.phase + 1) % self.decimation;
-        for (a, &p) in self.map.iter().enumerate() {
-            command[p] = self.held[a];
+        for (a, p) in self.map.iter().enumerate() {
+            if let Some(p) = *p {
+                command[p] = self.held[a];
+            }
         }
     }
 }
@@ -276,14 +281,25 @@ fn policy_source(
             })
         })
         .collect::<anyhow::Result<Vec<usize>>>()?;
-    for &d in &map {
-        if !profile.joint_dofs.contains(&d) {
-            anyhow::bail!(
-                "the policy observes joint `{}`, which the profile's state does not carry",
-                tree_names[d]
-            );
-        }
-    }
+    // DoFs the robot does not report: an error when the policy reads them, else they stay
+    // at the scene's initial positions (a reach policy never looks at the fingers).
+    let needed = agent.needed_dofs();
+    let map: Vec<Option<usize>> = map
+        .into_iter()
+        .zip(&needed)
+        .map(|(d, &need)| {
+            if profile.joint_dofs.contains(&d) {
+                Ok(Some(d))
+            } else if need {
+                Err(anyhow::anyhow!(
+                    "the policy observes joint `{}`, which the profile's state does not carry",
+                    tree_names[d]
+                ))
+            } else {
+                Ok(None)
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
     if let Some(text) = &args.target {
         let v: Vec<f64> = text
             .split(',')
@@ -304,6 +320,7 @@ fn policy_source(
         "target": agent.target_in_world(),
     });
     let n = names.len();
+    let q = agent.initial_positions().to_vec();
     let policy = checkpoint.policy();
     let source = PolicySource {
         observation: vec![0.0; agent.observation_dim()],
@@ -311,7 +328,7 @@ fn policy_source(
         policy,
         agent,
         map,
-        q: vec![0.0; n],
+        q,
         qd: vec![0.0; n],
         decimation: decimation as u32,
         phase: 0,

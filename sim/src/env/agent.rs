@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use rivet_control::CommandMode;
+use rivet_control::{CommandMode, FrameId};
 
 use super::TaskRunner;
-use super::model::{ActionKind, ObservationTerm};
+use super::model::{ActionKind, FrameRef, ObservationTerm};
 use crate::error::SimError;
 use crate::scene::Scene;
 use crate::world::{World, WorldOptions};
@@ -70,6 +70,74 @@ impl PolicyAgent {
         (0..tree.dof_count())
             .map(|d| tree.dof_joint(d).name.clone())
             .collect()
+    }
+
+    /// Per DoF (the order of [`PolicyAgent::dof_names`]), whether the observation or the
+    /// action reads its measured state: observed joints, joints that move an observed frame
+    /// (or a frame positions are expressed in), the action's joints and the gripper's. The
+    /// others (e.g. fingers of a reach policy) may stay at the scene's initial positions when
+    /// the robot does not report them.
+    pub fn needed_dofs(&self) -> Vec<bool> {
+        let task = self.runner.task();
+        let tree = &task.tree;
+        let mut needed = vec![false; tree.dof_count()];
+        let mut frames = Vec::new();
+        let relative = |r: &FrameRef, frames: &mut Vec<FrameId>| {
+            if let FrameRef::Robot(f) = r {
+                frames.push(*f);
+            }
+        };
+        for term in &task.observations {
+            match term {
+                ObservationTerm::JointPosition { dofs, .. }
+                | ObservationTerm::JointVelocity { dofs, .. } => {
+                    for &d in dofs {
+                        needed[d] = true;
+                    }
+                }
+                ObservationTerm::FramePosition {
+                    frame, relative_to, ..
+                } => {
+                    frames.push(*frame);
+                    relative(relative_to, &mut frames);
+                }
+                ObservationTerm::ObjectPosition { relative_to, .. }
+                | ObservationTerm::ObjectRotation { relative_to, .. }
+                | ObservationTerm::TargetPosition { relative_to } => {
+                    relative(relative_to, &mut frames);
+                }
+                ObservationTerm::TargetError { frame }
+                | ObservationTerm::ObjectFrameError { frame, .. } => frames.push(*frame),
+                ObservationTerm::ObjectTargetError { .. } | ObservationTerm::PreviousAction => {}
+            }
+        }
+        match &task.action {
+            ActionKind::JointPosition { dofs }
+            | ActionKind::JointPositionDelta { dofs }
+            | ActionKind::JointTorque { dofs } => {
+                for &d in dofs {
+                    needed[d] = true;
+                }
+            }
+            ActionKind::ToolDelta { frame, dofs, .. } => {
+                frames.push(*frame);
+                for &d in dofs {
+                    needed[d] = true;
+                }
+            }
+        }
+        for g in &task.gripper {
+            needed[g.dof] = true;
+        }
+        for (d, n) in needed.iter_mut().enumerate() {
+            *n = *n || frames.iter().any(|&f| tree.dof_moves_frame(d, f));
+        }
+        needed
+    }
+
+    /// The scene's initial joint positions of the task robot, per DoF.
+    pub fn initial_positions(&self) -> &[f64] {
+        &self.world.scene().robots[self.runner.task().robot].initial_positions
     }
 
     /// How the commands are meant: torque for torque actions, position otherwise.
@@ -136,6 +204,36 @@ mod tests {
             .join("../scenes")
             .join(name);
         Arc::new(Scene::load(&path, &PackagePaths::default()).expect("scene loads"))
+    }
+
+    /// A reach policy reads the six arm joints (observed, acted on, moving the tool frame) and
+    /// not the fingers, so a robot that does not report its fingers can run it.
+    #[test]
+    fn a_reach_policy_needs_the_arm_joints_not_the_fingers() {
+        let agent = PolicyAgent::new(scene("reach.toml"), 0).unwrap();
+        let names = agent.dof_names();
+        let needed: Vec<&str> = names
+            .iter()
+            .zip(agent.needed_dofs())
+            .filter(|(_, n)| *n)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            needed,
+            [
+                "shoulder_pan",
+                "shoulder_lift",
+                "elbow",
+                "wrist_1",
+                "wrist_2",
+                "wrist_3"
+            ]
+        );
+        assert_eq!(names.len(), 8, "{names:?}");
+        // The fingers stay where the scene starts them.
+        let initial = agent.initial_positions();
+        let finger = names.iter().position(|n| n == "finger_left_joint").unwrap();
+        assert_eq!(initial[finger], 0.02);
     }
 
     /// The mirror writes, for a measured state, the observation the simulator wrote for that
