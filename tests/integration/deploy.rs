@@ -107,6 +107,7 @@ fn deploy(args: &[&str]) -> (std::process::Output, serde_json::Value) {
 
 #[test]
 fn a_trained_policy_balances_the_served_cartpole_and_survives_the_robot_dying() {
+    let _cpu = crate::real_time();
     let dir = tempfile::tempdir().unwrap();
     let policy = train_cartpole(dir.path());
 
@@ -234,6 +235,7 @@ fn settings(name: &str) -> NodeSettings {
 
 #[test]
 fn the_served_robot_rejects_malformed_commands_and_holds() {
+    let _cpu = crate::real_time();
     let port = free_port();
     let robot = serve(port, &["--duration", "4"]);
     let config = SessionSettings::with_endpoints(vec![format!("tcp/127.0.0.1:{port}")], Vec::new())
@@ -280,6 +282,7 @@ fn the_served_robot_rejects_malformed_commands_and_holds() {
 
 #[test]
 fn wrong_credentials_cannot_command_the_robot() {
+    let _cpu = crate::real_time();
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.txt");
     std::fs::write(&users, "operator:right-password\n").unwrap();

@@ -17,6 +17,24 @@ mod sysid;
 mod view;
 
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Tests run in parallel on a 2-core CI machine. A test that runs a robot in real time
+/// (`rivet robot serve` and `rivet deploy` over zenoh) holds this lock exclusively, and a test
+/// that keeps the cores busy (training, software rendering) holds it shared, so no real-time
+/// loop competes with them for the CPU: a starved served robot falls behind real time and
+/// its states stop, which is what such a test would then measure. Light tests take nothing.
+static CPU: RwLock<()> = RwLock::new(());
+
+/// For a test that runs a robot in real time: waits until no CPU-heavy test runs.
+pub fn real_time() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For a test that keeps the cores busy: waits while a real-time test runs.
+pub fn cpu_heavy() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The repository root.
 pub fn repo() -> &'static Path {

@@ -43,6 +43,7 @@ fn world(scene: &Arc<Scene>) -> World {
 /// of those pixels; the instance-id image names the object the ray hits on >= 99% of pixels.
 #[test]
 fn camera_depth_and_ids_agree_with_rapier_ray_casts() {
+    let _cpu = crate::cpu_heavy();
     let Some(gpu) = gpu() else { return };
     let scene = Arc::new(
         Scene::load(

@@ -41,6 +41,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
+    let _cpu = crate::real_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();

@@ -354,6 +354,7 @@ mod screenshot {
 
     #[test]
     fn view_screenshot_shows_the_robot_where_the_camera_sees_it() {
+        let _cpu = crate::cpu_heavy();
         let Some(xvfb) = start_xvfb() else {
             return;
         };
@@ -503,6 +504,7 @@ mod screenshot {
     /// start pose: at the screenshot's time the viewer's joints are that formula's.
     #[test]
     fn view_plays_a_recorded_episode_as_recorded() {
+        let _cpu = crate::cpu_heavy();
         let Some(xvfb) = start_xvfb() else {
             return;
         };
