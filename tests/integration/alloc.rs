@@ -45,6 +45,7 @@ fn allocations() -> u64 {
 
 #[test]
 fn our_stages_do_not_allocate_per_step() {
+    let _cpu = crate::not_real_time();
     // (scene, kinematic actors whose move costs rapier one allocation per step)
     for (name, per_step) in [("brick_wall.toml", 0), ("site_patrol.toml", 1)] {
         let scene = Arc::new(
@@ -79,6 +80,7 @@ fn our_stages_do_not_allocate_per_step() {
 
 #[test]
 fn task_steps_resets_and_policy_inference_do_not_allocate() {
+    let _cpu = crate::not_real_time();
     use rivet_policies::{BoxSpace, Policy, Ppo, PpoConfig};
     use rivet_sim::env::TaskRunner;
     for name in ["cartpole.toml", "reach.toml", "brick_pick.toml"] {

@@ -50,6 +50,7 @@ pub(crate) fn json_stdout(out: &Output) -> serde_json::Value {
 
 #[test]
 fn run_json_reports_and_writes_the_recording() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let rrd = dir.path().join("out.rrd");
     let out = run_scene(
@@ -105,6 +106,7 @@ pub(crate) fn has_rerun() -> bool {
 
 #[test]
 fn recording_verifies_with_the_rerun_tool() {
+    let _cpu = crate::not_real_time();
     if !has_rerun() {
         return;
     }
@@ -135,6 +137,7 @@ fn recording_verifies_with_the_rerun_tool() {
 
 #[test]
 fn run_without_record_writes_under_runs_and_prints_the_path() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let out = run_scene("site_patrol.toml", dir.path(), &["--duration", "0.2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -156,6 +159,7 @@ fn run_without_record_writes_under_runs_and_prints_the_path() {
 
 #[test]
 fn check_urdf_prints_the_tree_and_json_counts() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let urdf = repo().join("scenes/robots/rivet_arm6.urdf");
     let out = rivet(&["check", urdf.to_str().unwrap()], dir.path());
@@ -174,6 +178,7 @@ fn check_urdf_prints_the_tree_and_json_counts() {
 
 #[test]
 fn check_resolves_package_uris_with_package_path() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = crate::shared_dir() else {
         return;
     };
@@ -206,6 +211,7 @@ fn check_resolves_package_uris_with_package_path() {
 
 #[test]
 fn schema_is_a_json_schema_of_the_scene_format() {
+    let _cpu = crate::not_real_time();
     let out = rivet(&["schema"], repo());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -216,6 +222,7 @@ fn schema_is_a_json_schema_of_the_scene_format() {
 
 #[test]
 fn bad_scene_fails_with_file_line_and_column() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let scene = dir.path().join("bad.toml");
     std::fs::write(
@@ -239,6 +246,7 @@ fn bad_scene_fails_with_file_line_and_column() {
 
 #[test]
 fn every_command_has_help() {
+    let _cpu = crate::not_real_time();
     for args in [
         vec!["--help"],
         vec!["run", "--help"],
@@ -264,6 +272,7 @@ fn every_command_has_help() {
 /// Checks the shape and that the figures are finite and positive, never the speed.
 #[test]
 fn bench_bridge_json_reports_every_figure() {
+    let _cpu = crate::not_real_time();
     let out = rivet(
         &[
             "bench",

@@ -41,6 +41,7 @@ fn world_at(base: &Scene, q: &[f64], mode: Option<CommandMode>) -> World {
 
 #[test]
 fn forward_kinematics_matches_rapier_for_every_link() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let packages = PackagePaths::new([shared.clone()]);
     let mut rng = ChaCha8Rng::seed_from_u64(42);
@@ -103,6 +104,7 @@ fn forward_kinematics_matches_rapier_for_every_link() {
 
 #[test]
 fn rnea_gravity_torques_hold_the_arm_in_rapier() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let packages = PackagePaths::new([shared.clone()]);
     let mut rng = ChaCha8Rng::seed_from_u64(7);

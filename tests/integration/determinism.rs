@@ -41,6 +41,7 @@ fn digest_after(scene: &Arc<Scene>, threads: usize, steps: usize) -> String {
 
 #[test]
 fn same_scene_same_digest_across_runs_and_thread_counts() {
+    let _cpu = crate::not_real_time();
     let scene = brick_scene();
     let one = digest_after(&scene, 1, 500);
     assert_eq!(one, digest_after(&scene, 1, 500), "two runs differ");
@@ -49,6 +50,7 @@ fn same_scene_same_digest_across_runs_and_thread_counts() {
 
 #[test]
 fn golden_digest_of_the_brick_scene() {
+    let _cpu = crate::not_real_time();
     let scene = brick_scene();
     assert_eq!(digest_after(&scene, 1, 500), GOLDEN_BRICK_WALL_500);
 }
@@ -56,6 +58,7 @@ fn golden_digest_of_the_brick_scene() {
 /// The bevy app steps exactly like calling the stages directly.
 #[test]
 fn bevy_app_steps_like_the_world() {
+    let _cpu = crate::not_real_time();
     let scene = brick_scene();
     let direct = digest_after(&scene, 1, 200);
     let world = World::new(scene, WorldOptions::default()).unwrap();

@@ -73,7 +73,7 @@ fn check_training_outputs(dir: &Path, report: &serde_json::Value) -> PathBuf {
 
 #[test]
 fn cartpole_is_balanced_in_95_percent_of_100_episodes() {
-    let _cpu = crate::cpu_heavy();
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     // A fixed budget (about three times what the first deterministic 20/20 evaluation
     // needs) rather than stopping at the first success: the 100-episode criterion wants a
@@ -161,7 +161,7 @@ fn cartpole_is_balanced_in_95_percent_of_100_episodes() {
 
 #[test]
 fn the_arm_reaches_targets_in_95_percent_of_100_episodes() {
-    let _cpu = crate::cpu_heavy();
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let report = train("reach.toml", dir.path(), &["--target-success", "0.95"]);
     assert_eq!(report["reached_target"], true, "{report}");
@@ -173,7 +173,7 @@ fn the_arm_reaches_targets_in_95_percent_of_100_episodes() {
 
 #[test]
 fn behaviour_cloning_sets_the_brick_down_in_80_percent_of_100_episodes() {
-    let _cpu = crate::cpu_heavy();
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let report = train("brick_pick.toml", dir.path(), &[]);
     assert_eq!(report["algorithm"], "bc");

@@ -20,25 +20,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Tests run in parallel on a 2-core CI machine. A test that runs a robot in real time
-/// (`rivet robot serve` and `rivet deploy` over zenoh) holds this lock exclusively, and a test
-/// that keeps the cores busy (training, software rendering) holds it shared, so no real-time
-/// loop competes with them for the CPU: a starved served robot falls behind real time and
-/// its states stop, which is what such a test would then measure. Light tests take nothing.
+/// (`rivet robot serve` and `rivet deploy` over zenoh) holds this lock exclusively; every
+/// other test holds it shared. So a real-time test runs alone: a served robot that competes
+/// for the CPU falls behind real time and its states stop (seen in CI beside training, and
+/// beside the CLI tests), and the test would measure the machine, not the code.
 static CPU: RwLock<()> = RwLock::new(());
 
-/// For a test that runs a robot in real time: waits until no CPU-heavy test runs.
+/// For a test that runs a robot in real time: waits until no other test runs.
 pub fn real_time() -> RwLockWriteGuard<'static, ()> {
     CPU.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// For a test that keeps the cores busy: waits while a real-time test runs.
-pub fn cpu_heavy() -> RwLockReadGuard<'static, ()> {
+/// For every other test: waits while a real-time test runs.
+pub fn not_real_time() -> RwLockReadGuard<'static, ()> {
     CPU.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The repository root.
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `../shared`, or `None` (with a message) when it is absent outside CI.

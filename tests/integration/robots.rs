@@ -23,6 +23,7 @@ fn urdf_counts(text: &str) -> (usize, usize) {
 
 #[test]
 fn every_shared_urdf_loads_with_the_files_link_and_joint_counts() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let packages = PackagePaths::new([shared.clone()]);
     let files = files_with_extension(&shared.join("example-robot-data/robots"), "urdf");
@@ -42,6 +43,7 @@ fn every_shared_urdf_loads_with_the_files_link_and_joint_counts() {
 
 #[test]
 fn panda_mimic_finger_is_coupled_not_actuated() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let packages = PackagePaths::new([shared.clone()]);
     let file = shared.join("example-robot-data/robots/panda_description/urdf/panda.urdf");
@@ -78,6 +80,7 @@ fn mjcf_counts(text: &str) -> (usize, usize) {
 
 #[test]
 fn every_shared_mjcf_loads_with_the_files_body_and_joint_counts() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let files = files_with_extension(&shared.join("mjcf"), "xml");
     assert!(files.len() >= 4);
@@ -96,6 +99,7 @@ fn every_shared_mjcf_loads_with_the_files_body_and_joint_counts() {
 /// finite state, at its own timestep and at 2 ms, with its self contacts on.
 #[test]
 fn regression_mjcf_nan_motor_every_shared_model_steps_finite() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     for file in files_with_extension(&shared.join("mjcf"), "xml") {
         let native = Scene::single_robot(&file, false, &PackagePaths::default()).unwrap();
@@ -125,6 +129,7 @@ fn regression_mjcf_nan_motor_every_shared_model_steps_finite() {
 /// 0.02 rad over 2 s.
 #[test]
 fn shared_arms_hold_their_initial_pose_under_gravity() {
+    let _cpu = crate::not_real_time();
     let Some(shared) = shared_dir() else { return };
     let packages = PackagePaths::new([shared.clone()]);
     let robots = shared.join("example-robot-data/robots");
@@ -156,6 +161,7 @@ fn shared_arms_hold_their_initial_pose_under_gravity() {
 
 #[test]
 fn project_robots_load_with_their_actuated_joints() {
+    let _cpu = crate::not_real_time();
     let repo = crate::repo();
     let arm = RobotModel::load(
         &repo.join("scenes/robots/rivet_arm6.urdf"),

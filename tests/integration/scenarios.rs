@@ -19,6 +19,7 @@ fn load(name: &str) -> Arc<Scene> {
 /// is back home; the pre-laid bricks stay where they were.
 #[test]
 fn brick_wall_arm_lays_the_bricks() {
+    let _cpu = crate::not_real_time();
     let scene = load("brick_wall.toml");
     let mut world = World::new(scene.clone(), WorldOptions::default()).unwrap();
     let laid: Vec<usize> = scene
@@ -76,6 +77,7 @@ fn brick_wall_arm_lays_the_bricks() {
 /// patrol waypoint and stays upright.
 #[test]
 fn site_patrol_rover_visits_every_waypoint() {
+    let _cpu = crate::not_real_time();
     let scene = load("site_patrol.toml");
     let waypoints = [[5.0f32, -1.5], [5.0, 1.5], [1.0, 1.5]];
     let mut closest = [f32::INFINITY; 3];
@@ -106,6 +108,7 @@ fn site_patrol_rover_visits_every_waypoint() {
 /// at the soft limit, as ros2_control's soft limits do; the actuator alone would reach it.
 #[test]
 fn scripted_commands_respect_the_urdf_soft_limits() {
+    let _cpu = crate::not_real_time();
     let urdf = crate::repo().join("scenes/robots/rivet_arm6.urdf");
     let text = format!(
         r#"

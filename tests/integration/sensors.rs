@@ -43,7 +43,7 @@ fn world(scene: &Arc<Scene>) -> World {
 /// of those pixels; the instance-id image names the object the ray hits on >= 99% of pixels.
 #[test]
 fn camera_depth_and_ids_agree_with_rapier_ray_casts() {
-    let _cpu = crate::cpu_heavy();
+    let _cpu = crate::not_real_time();
     let Some(gpu) = gpu() else { return };
     let scene = Arc::new(
         Scene::load(
@@ -179,6 +179,7 @@ resolution = { kind = "rotary", counts_per_rev = 1024 }
 /// rotation; spinning the pan joint at a known rate it reads that rate about the pan axis.
 #[test]
 fn imu_reads_gravity_at_rest_and_the_rate_when_spinning() {
+    let _cpu = crate::not_real_time();
     let scene = scene_from(IMU_ARM).unwrap();
     let mut world = world(&scene);
     let mut suite = SensorSuite::new(&world, None, None).unwrap();
@@ -304,6 +305,7 @@ mount = { prop = "crate" }
 /// 2.5 / cos(theta) (flat face); the crate's contact sensor reads its weight; its IMU +g on z.
 #[test]
 fn lidar_contact_and_imu_on_a_crate() {
+    let _cpu = crate::not_real_time();
     let scene = scene_from(BOX_WORLD).unwrap();
     let mut world = world(&scene);
     let mut suite = SensorSuite::new(&world, None, None).unwrap();
@@ -350,6 +352,7 @@ fn lidar_contact_and_imu_on_a_crate() {
 /// Bad camera and sensor tables are errors naming the table and the field.
 #[test]
 fn bad_sensor_tables_name_what_and_where() {
+    let _cpu = crate::not_real_time();
     let cases = [
         (
             "[[camera]]\nname = \"c\"\nresolution = [64, 48]\nfov_deg = 60.0\nrpy = [0.0, 0.0, 0.0]\nlook_at = [1.0, 0.0, 0.0]\n",

@@ -222,6 +222,7 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
 
 #[test]
 fn gap_reads_and_scores_a_rosbags_written_episode() {
+    let _cpu = crate::not_real_time();
     let episode = repo().join("tests/gap/rosbags_arm_episode.mcap");
     let scene = repo().join("scenes/arm.toml");
     let out = ok_json(&[

@@ -16,6 +16,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn view_reports_a_missing_scene_with_its_path() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let out = rivet(&["view", "no/such/scene.toml"], dir.path());
     assert!(!out.status.success());
@@ -25,6 +26,7 @@ fn view_reports_a_missing_scene_with_its_path() {
 
 #[test]
 fn view_reports_a_bad_overlay_with_its_path() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let overlay = dir.path().join("bad_overlay.toml");
     std::fs::write(&overlay, "[robot.no_such_robot]\npayload = 3\n").unwrap();
@@ -45,6 +47,7 @@ fn view_reports_a_bad_overlay_with_its_path() {
 
 #[test]
 fn view_reports_a_bad_checkpoint_with_its_path() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("not_a_checkpoint");
     std::fs::create_dir(&checkpoint).unwrap();
@@ -68,6 +71,7 @@ fn view_reports_a_bad_checkpoint_with_its_path() {
 
 #[test]
 fn view_rejects_json_without_a_screenshot() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let scene = repo().join("scenes/brick_wall.toml");
     let out = rivet(&["view", scene.to_str().unwrap(), "--json"], dir.path());
@@ -79,6 +83,7 @@ fn view_rejects_json_without_a_screenshot() {
 #[cfg(not(feature = "viewer"))]
 #[test]
 fn view_without_the_feature_says_how_to_build_it() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let scene = repo().join("scenes/brick_wall.toml");
     let out = rivet(&["view", scene.to_str().unwrap()], dir.path());
@@ -94,6 +99,7 @@ fn view_without_the_feature_says_how_to_build_it() {
 #[cfg(feature = "viewer")]
 #[test]
 fn view_without_a_display_points_to_run_and_rerun() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let scene = repo().join("scenes/brick_wall.toml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rivet"))
@@ -113,6 +119,7 @@ fn view_without_a_display_points_to_run_and_rerun() {
 
 #[test]
 fn view_reports_a_bad_episode_with_its_path() {
+    let _cpu = crate::not_real_time();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("not-an-episode.mcap");
     std::fs::write(&bad, b"these bytes are not MCAP").unwrap();
@@ -354,7 +361,7 @@ mod screenshot {
 
     #[test]
     fn view_screenshot_shows_the_robot_where_the_camera_sees_it() {
-        let _cpu = crate::cpu_heavy();
+        let _cpu = crate::not_real_time();
         let Some(xvfb) = start_xvfb() else {
             return;
         };
@@ -504,7 +511,7 @@ mod screenshot {
     /// start pose: at the screenshot's time the viewer's joints are that formula's.
     #[test]
     fn view_plays_a_recorded_episode_as_recorded() {
-        let _cpu = crate::cpu_heavy();
+        let _cpu = crate::not_real_time();
         let Some(xvfb) = start_xvfb() else {
             return;
         };
@@ -572,6 +579,7 @@ mod screenshot {
 /// left in place overwrites them.
 #[test]
 fn released_script_leaves_the_commands_to_the_caller() {
+    let _cpu = crate::not_real_time();
     use rivet_sim::{PackagePaths, Scene, World, WorldOptions};
     let scene = std::sync::Arc::new(
         Scene::load(
