@@ -36,6 +36,11 @@ pub fn not_real_time() -> RwLockReadGuard<'static, ()> {
     CPU.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// `../shared`, or `None` (with a message) when it is absent outside CI.
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = repo().join("../shared");
