@@ -14,8 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use rivet_sim::replay::{CommandPlayer, Episode};
-use rivet_sim::robot::DofId;
+use rivet_sim::replay::{CommandPlayer, Episode, Replay};
 use rivet_sim::{Scene, World};
 
 /// A recorded episode mapped onto a scene's robot, played at the world's time.
@@ -48,40 +47,14 @@ impl Playback {
             .with_context(|| format!("--episode {}", path.display()))
     }
 
-    /// Maps `episode` onto robot `robot` of `scene`: joints by name.
+    /// Maps `episode` onto robot `robot` of `scene`: joints by name, as a replay maps them.
     pub fn new(path: &Path, scene: &Scene, robot: usize, episode: Episode) -> anyhow::Result<Self> {
-        episode.validate().map_err(anyhow::Error::msg)?;
-        let instance = scene
-            .robots
-            .get(robot)
-            .with_context(|| format!("the scene has no robot {robot}"))?;
-        let dofs = instance.actuators.len();
-        let dof_names: Vec<&str> = (0..dofs)
-            .map(|d| instance.model.dof_joint(DofId(d as u32)).name.as_str())
-            .collect();
-        let state_dofs: Vec<Option<usize>> = episode
-            .state_joints
-            .iter()
-            .map(|j| dof_names.iter().position(|n| n == j))
-            .collect();
-        anyhow::ensure!(
-            state_dofs.iter().any(Option::is_some),
-            "none of the recorded joints {:?} is a joint of robot `{}` ({dof_names:?})",
-            episode.state_joints,
-            instance.name
-        );
-        let command_dofs = episode
-            .command_joints
-            .iter()
-            .map(|j| {
-                dof_names.iter().position(|n| n == j).with_context(|| {
-                    format!(
-                        "command joint `{j}` is not a joint of robot `{}` ({dof_names:?})",
-                        instance.name
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<usize>>>()?;
+        let Replay {
+            state_dofs,
+            command_dofs,
+            ..
+        } = Replay::new(scene, robot, &episode).map_err(anyhow::Error::msg)?;
+        let dofs = scene.robots[robot].actuators.len();
         let mut playback = Self {
             path: path.to_path_buf(),
             robot,
@@ -196,6 +169,7 @@ mod tests {
     use std::sync::Arc;
 
     use rivet_sim::replay::{CommandSample, CommandValue, StateSample};
+    use rivet_sim::robot::DofId;
     use rivet_sim::{PackagePaths, WorldOptions};
 
     use super::*;
