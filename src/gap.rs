@@ -70,6 +70,16 @@ pub struct EpisodeInfo {
     pub command_type: String,
     /// `header_stamp` or `log_time`: the clock the state times come from.
     pub state_clock: &'static str,
+    /// How old each state was when the recorder got it (log time - header stamp), when the
+    /// states are stamped: the sensing delay the controller saw. The replay places states at
+    /// their stamps and so does not see it.
+    pub state_delay_secs: Option<DelayStats>,
+    /// How old the newest state received before each command was when the command was sent
+    /// (command log time - that state's stamp), when the states are stamped: the age of what
+    /// the controller acted on, transport and sampling included. A policy in simulation should
+    /// see its joints this late (`rivet sysid` writes the median into its overlay as the
+    /// robot's `observation_latency_secs`).
+    pub observation_age_secs: Option<DelayStats>,
     /// States used and skipped (by reason).
     pub states: usize,
     /// Skipped states by reason.
@@ -78,6 +88,30 @@ pub struct EpisodeInfo {
     pub commands: usize,
     /// Skipped commands by reason.
     pub skipped_commands: BTreeMap<&'static str, u64>,
+}
+
+/// Median, 95th percentile and maximum of a delay (s).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct DelayStats {
+    /// Median.
+    pub median: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl DelayStats {
+    /// Of the delays `sorted_ns` (ascending, nanoseconds); `None` when empty.
+    fn of_sorted_ns(sorted_ns: &[i128]) -> Option<Self> {
+        let last = sorted_ns.len().checked_sub(1)?;
+        let at = |q: f64| sorted_ns[((q * last as f64).round() as usize).min(last)] as f64 * 1e-9;
+        Some(Self {
+            median: at(0.5),
+            p95: at(0.95),
+            max: at(1.0),
+        })
+    }
 }
 
 fn same_type(recorded: &str, wanted: &str) -> bool {
@@ -231,6 +265,22 @@ pub fn load_episode(
             .get(offsets.len() / 2)
             .is_some_and(|o| o.abs() < 1_000_000_000);
     let state_clock = if stamped { "header_stamp" } else { "log_time" };
+    let state_delay_secs = if stamped {
+        DelayStats::of_sorted_ns(&offsets)
+    } else {
+        None
+    };
+    // (log time, stamp) in arrival order, for the age of what each command acted on.
+    let mut arrivals: Vec<(u64, u64)> = raw_states.iter().map(|(l, s, _)| (*l, *s)).collect();
+    arrivals.sort();
+    // The newest stamp received by each arrival (states may arrive out of order).
+    let newest: Vec<u64> = arrivals
+        .iter()
+        .scan(0u64, |m, (_, s)| {
+            *m = (*m).max(*s);
+            Some(*m)
+        })
+        .collect();
     let time_of = |(log, stamp, _): &(u64, u64, JointState)| if stamped { *stamp } else { *log };
     raw_states.sort_by_key(time_of);
     let t0 = raw_states.first().map(time_of).unwrap_or(0);
@@ -262,6 +312,7 @@ pub fn load_episode(
             ),
         }
     };
+    let mut ages: Vec<i128> = Vec::new();
     for raw in reader.raw_messages(&command_topic)? {
         let value = if trajectory {
             let Ok(msg) = JointTrajectory::decode(raw.data) else {
@@ -312,12 +363,18 @@ pub fn load_episode(
             }
             CommandValue::Hold(msg.data)
         };
+        let received = arrivals.partition_point(|(log, _)| *log <= raw.log_time_ns);
+        if stamped && received > 0 {
+            ages.push(i128::from(raw.log_time_ns) - i128::from(newest[received - 1]));
+        }
         commands.push(CommandSample {
             time_secs: secs(raw.log_time_ns),
             value,
         });
     }
     commands.sort_by(|a, b| a.time_secs.total_cmp(&b.time_secs));
+    ages.sort();
+    let observation_age_secs = DelayStats::of_sorted_ns(&ages);
     let command_joints = command_joints.unwrap_or_default();
     let command_mode = match profile {
         Some(p) => p.command.kind.mode(),
@@ -355,6 +412,8 @@ pub fn load_episode(
         command_topic,
         command_type,
         state_clock,
+        state_delay_secs,
+        observation_age_secs,
         states: states.len(),
         skipped_states,
         commands: commands.len(),
@@ -435,6 +494,17 @@ pub fn gap(args: GapArgs) -> anyhow::Result<()> {
         crate::print_json(&summary)?;
     } else {
         print_table(&gap);
+        for (what, d) in [
+            ("state delay (received - stamped)", info.state_delay_secs),
+            ("observation age at each command", info.observation_age_secs),
+        ] {
+            if let Some(d) = d {
+                println!(
+                    "{what}: median {:.4} s, p95 {:.4} s, max {:.4} s",
+                    d.median, d.p95, d.max
+                );
+            }
+        }
         if !unmapped.is_empty() {
             println!("recorded joints not in the scene (not compared): {unmapped:?}");
         }

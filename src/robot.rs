@@ -525,7 +525,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             let mut bytes = Vec::new();
             msg.encode_into(&mut bytes);
-            out_line.push(bytes, Instant::now(), &mut rng);
+            // Its delay counts from when it was true (this step's end on the robot's clock), not
+            // from now: the loop computes a step ahead of its deadline, and on a late loop the
+            // state still arrives `latency` after its stamp when it can.
+            out_line.push(bytes, start + step_period.mul_f64(k as f64), &mut rng);
             states += 1;
         }
     }

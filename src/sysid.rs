@@ -5,8 +5,13 @@
 //! episodes are replayed in it (`rivet_sim::replay`, as `rivet gap` does) and the cost is their
 //! pooled joint-position RMSE. CMA-ES (the `cmaes` crate) searches the box of bounds, scaled to
 //! the unit cube, evaluating each generation's candidates in parallel on rayon's threads. The
-//! fitted values are written as a scene overlay; the gap before and after is measured by loading
-//! the scene with and without that file, so the figures are what `--overlay` gives.
+//! cost is flat in the command latency over each physics step (commands act at whole steps), so
+//! with `latency` among the parameters a first search over all of them is followed by searches
+//! over the others with the latency held at its best value and one step either side; the best
+//! of all wins. The fitted values are written as a scene overlay, the latency as fitted (replays
+//! apply it exactly; simulation rounds it to whole steps), plus the observation latency measured
+//! from the training episodes. The gap before and after is measured by loading the scene with
+//! and without that file, so the figures are what `--overlay` gives.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,8 +55,11 @@ pub struct SysidArgs {
     /// Scene overlay(s) to start from (applied before the fitted values).
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
-    /// Objective evaluations at most (each replays every training episode).
-    #[arg(long, default_value_t = 600, value_name = "N")]
+    /// Objective evaluations (each replays every training episode); each search stops at the
+    /// end of the generation that reaches its share, so a few more may run. With `latency`
+    /// among the parameters, a third go to the search over all of them and the rest to three
+    /// searches with the latency held at the best value found and one physics step either side.
+    #[arg(long, default_value_t = 900, value_name = "N")]
     pub max_evals: usize,
     /// Seed of the optimiser.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -310,12 +318,83 @@ fn apply(base: &Scene, robot: usize, params: &[Param], values: &[f64]) -> Scene 
     scene
 }
 
-/// The value a parameter gets in the overlay file (latency: whole physics steps).
-fn written_value(p: &Param, v: f64, dt: f64) -> f64 {
-    match p.target {
-        Target::Latency => (v / dt).round().max(0.0) * dt,
-        _ => v,
+/// The outcome of one CMA-ES search.
+#[derive(Clone, Debug)]
+struct Search {
+    /// Best point of the unit cube (every parameter) and its cost.
+    point: Vec<f64>,
+    value: f64,
+    evaluations: usize,
+    generations: usize,
+    termination: String,
+}
+
+impl Search {
+    fn json(&self, over: &str) -> serde_json::Value {
+        json!({
+            "over": over,
+            "evaluations": self.evaluations,
+            "generations": self.generations,
+            "best_cost": self.value,
+            "termination": self.termination,
+        })
     }
+}
+
+/// CMA-ES over the coordinates `free` of the unit cube (the others held at `x0`'s), from `x0`
+/// with step size `sigma`, for at most `budget` evaluations; candidates of a generation are
+/// evaluated in parallel. `evals` counts evaluations across searches (the progress bar's
+/// position).
+#[allow(clippy::too_many_arguments)]
+fn search(
+    cost: &(dyn Fn(&[f64]) -> f64 + Sync),
+    x0: &[f64],
+    free: &[usize],
+    sigma: f64,
+    budget: usize,
+    seed: u64,
+    bar: &indicatif::ProgressBar,
+    evals: &mut usize,
+) -> anyhow::Result<Search> {
+    let point = |y: &[f64]| {
+        let mut x = x0.to_vec();
+        for (&i, &v) in free.iter().zip(y) {
+            x[i] = v;
+        }
+        x
+    };
+    let objective = |y: &cmaes::DVector<f64>| cost(&point(y.as_slice()));
+    let y0: Vec<f64> = free.iter().map(|&i| x0[i]).collect();
+    let mut state = cmaes::CMAESOptions::new(y0, sigma)
+        .max_function_evals(budget.max(1))
+        .tol_x(1e-4)
+        .tol_fun(1e-12)
+        .seed(seed)
+        .build(objective)
+        .map_err(|e| anyhow::anyhow!("CMA-ES options: {e:?}"))?;
+    let before = *evals;
+    let termination = loop {
+        let done = state.next_parallel();
+        *evals = before + state.function_evals();
+        bar.set_position(*evals as u64);
+        if let Some(best) = state.overall_best_individual() {
+            bar.set_message(format!("{:.6}", best.value));
+        }
+        if let Some(t) = done {
+            break t;
+        }
+    };
+    let best = termination
+        .overall_best
+        .as_ref()
+        .context("the optimiser found no valid point")?;
+    Ok(Search {
+        point: point(best.point.as_slice()),
+        value: best.value,
+        evaluations: state.function_evals(),
+        generations: state.generation(),
+        termination: format!("{:?}", termination.reasons),
+    })
 }
 
 /// Writes the overlay (through a `.partial` file, then renamed).
@@ -325,14 +404,17 @@ fn write_overlay(
     robot: usize,
     params: &[Param],
     values: &[f64],
+    observation_latency_secs: Option<f64>,
     header: &str,
 ) -> anyhow::Result<()> {
     let instance = &base.robots[robot];
     let mut robot_table = toml::Table::new();
+    if let Some(v) = observation_latency_secs {
+        robot_table.insert("observation_latency_secs".into(), toml::Value::Float(v));
+    }
     let mut joints = toml::Table::new();
     let mut scales = toml::Table::new();
     for (p, &v) in params.iter().zip(values) {
-        let v = written_value(p, v, base.world.dt_secs);
         let joint = |d: usize| instance.model.dof_joint(DofId(d as u32)).name.clone();
         let mut set_joint = |d: usize, key: &str| {
             let entry = joints
@@ -438,11 +520,13 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         Some(p) => Some(RobotProfile::load(p)?),
         None => None,
     };
-    let load = |paths: &[PathBuf]| -> anyhow::Result<Vec<(PathBuf, Episode, Replay)>> {
+    let mut ages: Vec<Option<f64>> = Vec::new();
+    let mut load = |paths: &[PathBuf]| -> anyhow::Result<Vec<(PathBuf, Episode, Replay)>> {
         paths
             .iter()
             .map(|p| {
-                let (episode, _) = load_episode(p, &base, robot, profile.as_ref())?;
+                let (episode, info) = load_episode(p, &base, robot, profile.as_ref())?;
+                ages.push(info.observation_age_secs.map(|a| a.median));
                 let replay = Replay::new(&base, robot, &episode)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
                 Ok((p.clone(), episode, replay))
@@ -451,6 +535,15 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
     };
     let training = load(&args.episodes)?;
     let holdout = load(&args.holdout)?;
+    // Measured, not fitted (the replay places states at their stamps, so the gap does not
+    // depend on it): the median over the training episodes of how old the state each command
+    // acted on was. Written when every training episode has stamped states.
+    let training_ages: Vec<f64> = ages[..training.len()].iter().flatten().copied().collect();
+    let observation_latency = (training_ages.len() == training.len()).then(|| {
+        let mut a = training_ages.clone();
+        a.sort_by(f64::total_cmp);
+        a[a.len() / 2]
+    });
     let commanded = training[0].1.command_joints.clone();
     let params = parse_params(&args.params, &base, robot, &commanded)?;
     anyhow::ensure!(args.max_evals >= 10, "--max-evals must be at least 10");
@@ -487,14 +580,6 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| ((p.nominal - p.lo) / (p.hi - p.lo)).clamp(0.05, 0.95))
         .collect();
-    let objective = |x: &cmaes::DVector<f64>| cost(x.as_slice());
-    let mut state = cmaes::CMAESOptions::new(start.clone(), 0.25)
-        .max_function_evals(args.max_evals)
-        .tol_x(1e-4)
-        .tol_fun(1e-12)
-        .seed(args.seed)
-        .build(objective)
-        .map_err(|e| anyhow::anyhow!("CMA-ES options: {e:?}"))?;
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
     } else {
@@ -507,22 +592,68 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         .expect("a valid template"),
     );
     let initial_cost = cost(&start);
-    let termination = loop {
-        let done = state.next_parallel();
-        bar.set_position(state.function_evals() as u64);
-        if let Some(best) = state.overall_best_individual() {
-            bar.set_message(format!("{:.6}", best.value));
-        }
-        if let Some(t) = done {
-            break t;
-        }
+    let all: Vec<usize> = (0..params.len()).collect();
+    let latency = params.iter().position(|p| p.target == Target::Latency);
+    let others: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| Some(i) != latency)
+        .collect();
+    let profiled = latency.is_some() && !others.is_empty();
+    // Search 1: every parameter, from the nominal values.
+    let first_budget = if profiled {
+        args.max_evals / 3
+    } else {
+        args.max_evals
     };
+    let mut evals = 0;
+    let first = search(
+        &cost,
+        &start,
+        &all,
+        0.25,
+        first_budget,
+        args.seed,
+        &bar,
+        &mut evals,
+    )?;
+    let mut best = first.clone();
+    let mut searches = vec![first.json("all parameters")];
+    if let (Some(li), true) = (latency, profiled) {
+        // The replay acts on each command at the first physics step after it is due, so the
+        // cost is flat in the latency over each step and jumps between steps; a search over
+        // all parameters lets the others make up for a latency one step off (seen: friction
+        // +20% and damping +29% for 2 ms too little). So hold the latency at the best value
+        // and one step either side, and search the others from the best point for each.
+        let p = &params[li];
+        let step = base.world.dt_secs / (p.hi - p.lo);
+        let held = first.point[li];
+        let candidates: Vec<f64> = [held - step, held, held + step]
+            .into_iter()
+            .filter(|u| (0.0..=1.0).contains(u))
+            .collect();
+        let each = (args.max_evals - evals) / candidates.len();
+        for (k, &u) in candidates.iter().enumerate() {
+            let mut x0 = first.point.clone();
+            x0[li] = u;
+            let s = search(
+                &cost,
+                &x0,
+                &others,
+                0.1,
+                each,
+                args.seed + 1 + k as u64,
+                &bar,
+                &mut evals,
+            )?;
+            searches.push(s.json("latency held"));
+            if s.value < best.value {
+                best = s;
+            }
+        }
+    }
     bar.finish_and_clear();
-    let best = termination
-        .overall_best
-        .as_ref()
-        .context("the optimiser found no valid point")?;
-    let (fitted, _) = to_values(best.point.as_slice());
+    let (fitted, _) = to_values(&best.point);
     let fit_secs = started.elapsed().as_secs_f64();
 
     let names: Vec<String> = args
@@ -531,16 +662,30 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .collect();
     let header = format!(
-        "# Fitted by `rivet sysid` to {} (parameters: {}).\n# Use with --overlay; the scene: {}\n\n",
+        "# Fitted by `rivet sysid` to {} (parameters: {}{}).\n# Use with --overlay; the scene: {}\n\n",
         names.join(", "),
         params
             .iter()
             .map(|p| p.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+        if observation_latency.is_some() {
+            "; observation_latency_secs is measured: the median age of the state each command \
+             acted on"
+        } else {
+            ""
+        },
         args.scene.display()
     );
-    write_overlay(&args.out, &base, robot, &params, &fitted, &header)?;
+    write_overlay(
+        &args.out,
+        &base,
+        robot,
+        &params,
+        &fitted,
+        observation_latency,
+        &header,
+    )?;
 
     // Before and after, measured from the files.
     let before_scene = Arc::new(base.clone());
@@ -564,7 +709,7 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
             json!({
                 "name": p.name,
                 "nominal": p.nominal,
-                "fitted": written_value(p, v, base.world.dt_secs),
+                "fitted": v,
                 "lo": p.lo,
                 "hi": p.hi,
             })
@@ -575,11 +720,14 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         "robot": base.robots[robot].name,
         "out": args.out,
         "params": params_json,
+        "observation_latency": {
+            "written_secs": observation_latency,
+            "median_age_per_training_episode_secs": ages[..training.len()],
+        },
         "optimizer": {
             "algorithm": "CMA-ES (cmaes 0.2)",
-            "evaluations": state.function_evals(),
-            "generations": state.generation(),
-            "termination": format!("{:?}", termination.reasons),
+            "evaluations": evals,
+            "searches": searches,
             "initial_cost": initial_cost,
             "best_cost": best.value,
             "threads": rayon::current_num_threads(),
@@ -617,6 +765,9 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
                 )
             );
         }
+        if let Some(v) = observation_latency {
+            println!("observation latency (measured, median state age at each command): {v:.4} s");
+        }
         println!(
             "training joint-position rmse {tb:.5} -> {ta:.5} ({:.0}% lower)",
             100.0 * reduction(tb, ta)
@@ -629,7 +780,7 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         }
         println!(
             "{} evaluations in {:.1} s; wrote {}",
-            state.function_evals(),
+            evals,
             fit_secs,
             args.out.display()
         );

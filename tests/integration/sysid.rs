@@ -127,6 +127,13 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
     ]);
     let gap = &before["gap"];
     assert_eq!(before["episode"]["state_clock"], "header_stamp", "{before}");
+    // States reach the controller 8 ms (the robot's latency) plus the transport after they
+    // were true; the loop acts on each state as it arrives, so the age of what a command acted
+    // on is about the same.
+    for key in ["state_delay_secs", "observation_age_secs"] {
+        let median = before["episode"][key]["median"].as_f64().unwrap();
+        assert!((0.0079..0.03).contains(&median), "{key} {median}: {before}");
+    }
     assert_eq!(gap["joints"].as_array().unwrap().len(), 8, "{gap}");
     assert!(gap["score"].as_f64().unwrap() > 0.0, "{gap}");
     assert!(gap["tool_position_rmse"].as_f64().unwrap() > 0.0, "{gap}");
@@ -172,6 +179,25 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
     within("friction.shoulder_pan", 1.0);
     within("damping.elbow", 1.5);
     within("payload_mass.gripper_base", 0.5);
+    // The observation latency is measured from the training episodes and written as is.
+    let observed = fit["observation_latency"]["written_secs"].as_f64().unwrap();
+    assert!(
+        (0.0079..0.03).contains(&observed),
+        "observation latency {observed}: {fit}"
+    );
+    // One search over all four, then three with the latency held (its best and a step either
+    // side).
+    let searches = fit["optimizer"]["searches"].as_array().unwrap();
+    assert_eq!(searches.len(), 4, "{fit}");
+    assert!(
+        searches[1..].iter().all(|s| s["over"] == "latency held"),
+        "{fit}"
+    );
+    let overlay = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        overlay.contains(&format!("observation_latency_secs = {observed}")),
+        "{overlay}"
+    );
     // Within one control period (100 Hz) of the 8 ms the robot adds.
     let latency = fitted("latency");
     assert!((latency - 0.008).abs() <= 0.010, "latency {latency}: {fit}");
@@ -240,6 +266,14 @@ fn gap_reads_and_scores_a_rosbags_written_episode() {
         "{out}"
     );
     assert_eq!(info["state_clock"], "header_stamp", "{out}");
+    // The generator logs every message 1 ms after its stamp, and a command at the time of a
+    // state: each command acted on a state 1 ms old.
+    for key in ["state_delay_secs", "observation_age_secs"] {
+        for stat in ["median", "p95", "max"] {
+            let v = info[key][stat].as_f64().unwrap();
+            assert!((v - 0.001).abs() < 1e-9, "{key}.{stat} {v}: {out}");
+        }
+    }
     assert_eq!(info["states"], 401, "{out}");
     assert_eq!(info["commands"], 200, "{out}");
     let gap = &out["gap"];

@@ -89,6 +89,13 @@ pub struct TaskRunner {
     queue: Vec<f64>,
     queue_head: usize,
     latency_steps: usize,
+    /// Observation delay: the joint positions and velocities at the start of each of the last
+    /// `observation_latency_steps` physics steps (ring, flat, `2n` per step; empty without a
+    /// delay), and the delayed state gathered from it.
+    seen: Vec<f64>,
+    seen_head: usize,
+    delayed_q: Vec<f64>,
+    delayed_qd: Vec<f64>,
     /// Commanded tool position (root frame) and held orientation, for tool-delta actions.
     tool_cmd: Vector3<f64>,
     tool_rotation: UnitQuaternion<f64>,
@@ -201,6 +208,10 @@ impl TaskRunner {
             queue: vec![0.0; capacity * n],
             queue_head: 0,
             latency_steps: 0,
+            seen: vec![0.0; robot.observation_latency_steps * 2 * n],
+            seen_head: 0,
+            delayed_q: vec![0.0; n],
+            delayed_qd: vec![0.0; n],
             tool_cmd: Vector3::zeros(),
             tool_rotation: UnitQuaternion::identity(),
             target_in_root: Vector3::zeros(),
@@ -423,8 +434,17 @@ impl TaskRunner {
             // The state is finite right after a reset.
             let _ = filter.reset(&view);
         }
+        // Until the delay has passed, the policy sees the reset state.
+        let n = self.delayed_q.len();
+        if !self.seen.is_empty() {
+            let state = &world.robots[robot_index];
+            for row in self.seen.chunks_exact_mut(2 * n) {
+                row[..n].copy_from_slice(&state.position);
+                row[n..].copy_from_slice(&state.velocity);
+            }
+        }
         // `self.data` holds the kinematics of the reset state (computed above).
-        self.write_observation(world, observation);
+        self.write_observation(world, observation, None);
     }
 
     fn world_from_root(&self, world: &World) -> Isometry3<f64> {
@@ -516,6 +536,14 @@ impl TaskRunner {
         let n = self.command_now.len();
         if n == 0 {
             return;
+        }
+        if !self.seen.is_empty() {
+            let capacity = self.seen.len() / (2 * n);
+            self.seen_head = (self.seen_head + 1) % capacity;
+            let state = &world.robots[self.task.robot];
+            let row = &mut self.seen[self.seen_head * 2 * n..(self.seen_head + 1) * 2 * n];
+            row[..n].copy_from_slice(&state.position);
+            row[n..].copy_from_slice(&state.velocity);
         }
         let capacity = self.queue.len() / n;
         self.queue_head = (self.queue_head + 1) % capacity;
@@ -660,8 +688,27 @@ impl TaskRunner {
             reward = 0.0;
         }
         self.episode_return += reward;
-        // `self.data` holds the kinematics of the state after the step (computed above).
-        self.write_observation(world, observation);
+        if self.seen.is_empty() {
+            // `self.data` holds the kinematics of the state after the step (computed above).
+            self.write_observation(world, observation, None);
+        } else {
+            // The policy sees the joints as they were `observation_latency_steps` ago: the
+            // oldest row of the ring.
+            let n = self.delayed_q.len();
+            let capacity = self.seen.len() / (2 * n);
+            let oldest = (self.seen_head + 1) % capacity;
+            let row = &self.seen[oldest * 2 * n..(oldest + 1) * 2 * n];
+            self.delayed_q.copy_from_slice(&row[..n]);
+            self.delayed_qd.copy_from_slice(&row[n..]);
+            task.tree
+                .forward_kinematics(&self.delayed_q, &mut self.data);
+            let (q, qd) = (
+                std::mem::take(&mut self.delayed_q),
+                std::mem::take(&mut self.delayed_qd),
+            );
+            self.write_observation(world, observation, Some((&q, &qd)));
+            (self.delayed_q, self.delayed_qd) = (q, qd);
+        }
         StepOutcome {
             reward: reward as f32,
             terminated,
@@ -763,14 +810,22 @@ impl TaskRunner {
         self.task
             .tree
             .forward_kinematics(&state.position, &mut self.data);
-        self.write_observation(world, observation);
+        self.write_observation(world, observation, None);
     }
 
-    /// Writes the observation from the kinematics already in `self.data` (forward kinematics
-    /// of the current joint state: `reset` and `finish_step` have just computed it).
-    fn write_observation(&mut self, world: &World, observation: &mut [f32]) {
+    /// Writes the observation from the kinematics already in `self.data`: forward kinematics
+    /// of the observed joint positions, which are `observed` (delayed positions and
+    /// velocities) when given, else the current joint state.
+    fn write_observation(
+        &mut self,
+        world: &World,
+        observation: &mut [f32],
+        observed: Option<(&[f64], &[f64])>,
+    ) {
         let task = self.task.clone();
-        let state = &world.robots[task.robot];
+        let current = &world.robots[task.robot];
+        let (position, velocity) =
+            observed.unwrap_or((&current.position[..], &current.velocity[..]));
         let world_from_root = self.world_from_root(world);
         let root_from_world = world_from_root.inverse();
         let mut i = 0;
@@ -797,12 +852,12 @@ impl TaskRunner {
             match term {
                 ObservationTerm::JointPosition { dofs, noise_std } => {
                     for &d in dofs {
-                        put(state.position[d], *noise_std, self);
+                        put(position[d], *noise_std, self);
                     }
                 }
                 ObservationTerm::JointVelocity { dofs, noise_std } => {
                     for &d in dofs {
-                        put(state.velocity[d], *noise_std, self);
+                        put(velocity[d], *noise_std, self);
                     }
                 }
                 ObservationTerm::FramePosition {

@@ -464,3 +464,70 @@ fn bad_tasks_name_the_element() {
         assert!(e.contains(expected), "expected '{expected}' in: {e}");
     }
 }
+
+#[test]
+fn observation_latency_shows_the_policy_the_joints_as_they_were() {
+    // arm_reach: 10 ms physics, 20 Hz control (5 substeps). A delay of 50 ms is one control
+    // period, so the delayed run must observe exactly what the undelayed one observed a step
+    // earlier, while the physics, rewards and success stay those of the true state.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenes/arm_reach.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("late.toml");
+    std::fs::write(&overlay, "[robot.arm]\nobservation_latency_secs = 0.05\n").unwrap();
+    let plain = Arc::new(Scene::load(&path, &PackagePaths::default()).unwrap());
+    let late = Arc::new(
+        Scene::load_with_overlays(
+            &path,
+            std::slice::from_ref(&overlay),
+            &PackagePaths::default(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(late.robots[0].observation_latency_steps, 5);
+    let actions: Vec<Vec<f32>> = (0..12)
+        .map(|k| {
+            let s = if k < 6 { 0.05 } else { -0.03 };
+            vec![s, -s, s, 0.0, s, 0.0]
+        })
+        .collect();
+    let rollout = |scene: &Arc<Scene>| {
+        let (mut w, mut r) = world(scene, 3);
+        let mut first = vec![0.0; r.observation_dim()];
+        r.reset(&mut w, &mut first);
+        let mut obs = first.clone();
+        let mut out = vec![first];
+        let mut rewards = Vec::new();
+        for a in &actions {
+            let outcome = r.step(&mut w, a, &mut obs);
+            out.push(obs.clone());
+            rewards.push(outcome.reward);
+        }
+        (out, rewards, w.robots[0].position.clone())
+    };
+    let (now, now_rewards, now_q) = rollout(&plain);
+    let (then, then_rewards, then_q) = rollout(&late);
+    assert_eq!(
+        now_q, then_q,
+        "the delay changes what is seen, not the physics"
+    );
+    assert_eq!(now_rewards, then_rewards);
+    let state_part = now[0].len() - actions[0].len(); // all but previous_action
+    assert_eq!(
+        then[1][..state_part],
+        now[0][..state_part],
+        "first step sees the reset state"
+    );
+    for t in 2..now.len() {
+        assert_eq!(then[t][..state_part], now[t - 1][..state_part], "step {t}");
+        assert_ne!(
+            then[t][..6],
+            now[t][..6],
+            "step {t}: the arm moved within a period"
+        );
+        assert_eq!(
+            then[t][state_part..],
+            now[t][state_part..],
+            "the last action is not late"
+        );
+    }
+}

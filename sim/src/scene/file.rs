@@ -142,6 +142,13 @@ pub struct RobotFile {
     /// `rivet sysid`. Default: 0.
     #[serde(default)]
     pub command_latency_secs: f64,
+    /// Age of the joint state a policy observes (s), rounded to physics steps: the sensing and
+    /// transport delay between a real robot measuring its joints and its controller reading
+    /// them, e.g. measured by `rivet gap` and written by `rivet sysid`. Task environments
+    /// (train, eval, run with a policy) observe joint positions, velocities and the frames they
+    /// move this much late; rewards, success and replays use the true state. Default: 0.
+    #[serde(default)]
+    pub observation_latency_secs: f64,
     /// A scripted controller driving this robot.
     pub script: Option<ScriptFile>,
 }

@@ -135,6 +135,9 @@ pub struct RobotInstance {
     pub command_latency_steps: usize,
     /// Command latency as the file gives it (s); replays apply it exactly (see `replay`).
     pub command_latency_secs: f64,
+    /// Observation latency in physics steps (the file's seconds, rounded): how late a task's
+    /// policy observes the joint state (see `env`).
+    pub observation_latency_steps: usize,
 }
 
 /// A point-like load on a robot link, validated.
@@ -613,6 +616,7 @@ impl Scene {
             link_mass_scale: Default::default(),
             payload: None,
             command_latency_secs: 0.0,
+            observation_latency_secs: 0.0,
             script: None,
         });
         Self::compile(robot_path, &path_text, &file, packages, vec![model])
@@ -1184,21 +1188,20 @@ fn robot_instance(
             })
         }
     };
-    check_non_negative(
-        path,
-        &format!("{at}.command_latency_secs"),
-        r.command_latency_secs,
-    )?;
-    let command_latency_steps = (r.command_latency_secs / dt_secs).round() as usize;
-    if command_latency_steps > 10_000 {
-        return Err(err(
-            format!("{at}.command_latency_secs"),
-            format!(
-                "{} s is {command_latency_steps} physics steps; at most 10000",
-                r.command_latency_secs
-            ),
-        ));
-    }
+    let latency_steps = |key: &str, secs: f64| -> Result<usize, SimError> {
+        check_non_negative(path, &format!("{at}.{key}"), secs)?;
+        let steps = (secs / dt_secs).round() as usize;
+        if steps > 10_000 {
+            return Err(err(
+                format!("{at}.{key}"),
+                format!("{secs} s is {steps} physics steps; at most 10000"),
+            ));
+        }
+        Ok(steps)
+    };
+    let command_latency_steps = latency_steps("command_latency_secs", r.command_latency_secs)?;
+    let observation_latency_steps =
+        latency_steps("observation_latency_secs", r.observation_latency_secs)?;
 
     Ok(RobotInstance {
         link_friction,
@@ -1206,6 +1209,7 @@ fn robot_instance(
         payload,
         command_latency_steps,
         command_latency_secs: r.command_latency_secs,
+        observation_latency_steps,
         name: r.name.clone(),
         world_from_base: Transform::from_xyz_rpy(r.position, r.rpy),
         fixed_base: r.fixed_base,
