@@ -8,7 +8,7 @@
 //! cost is flat in the command latency over each physics step (commands act at whole steps), so
 //! with `latency` among the parameters a first search over all of them is followed by searches
 //! over the others with the latency held at its best value and one step either side; the best
-//! of all wins. The fitted values are written as a scene overlay, the latency as fitted (replays
+//! of all wins, and a scan of the latency around it writes the middle of its flat stretch. The fitted values are written as a scene overlay, the latency as fitted (replays
 //! apply it exactly; simulation rounds it to whole steps), plus the observation latency measured
 //! from the training episodes. The gap before and after is measured by loading the scene with
 //! and without that file, so the figures are what `--overlay` gives.
@@ -651,6 +651,51 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
                 best = s;
             }
         }
+        // The held value may sit at the edge of its flat stretch, where an episode whose
+        // commands fall a little later on the step grid (another run's transport delay) is a
+        // step off. Scan one step either side in eighths of a step and write the middle of the
+        // lowest flat stretch around the best.
+        let delta = step / 8.0;
+        let centre = best.point[li];
+        let scan: Vec<(f64, f64)> = (-8..=8)
+            .map(|j| centre + f64::from(j) * delta)
+            .filter(|u| (0.0..=1.0).contains(u))
+            .map(|u| {
+                let mut x = best.point.clone();
+                x[li] = u;
+                (u, cost(&x))
+            })
+            .collect();
+        evals += scan.len();
+        bar.set_position(evals as u64);
+        let lowest = scan.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+        if lowest <= best.value {
+            let flat = |c: f64| c <= lowest * 1.01 + 1e-12;
+            let at = scan.iter().position(|s| s.1 == lowest).expect("a lowest");
+            let first = (0..=at)
+                .rev()
+                .take_while(|&i| flat(scan[i].1))
+                .last()
+                .unwrap_or(at);
+            let last = (at..scan.len())
+                .take_while(|&i| flat(scan[i].1))
+                .last()
+                .unwrap_or(at);
+            let mut x = best.point.clone();
+            x[li] = 0.5 * (scan[first].0 + scan[last].0);
+            let value = cost(&x);
+            evals += 1;
+            if value <= lowest * 1.01 + 1e-12 {
+                best.point = x;
+                best.value = value;
+            }
+        }
+        searches.push(json!({
+            "over": "latency scan",
+            "evaluations": scan.len() + 1,
+            "best_cost": best.value,
+            "latency_written": params[li].lo + best.point[li] * (params[li].hi - params[li].lo),
+        }));
     }
     bar.finish_and_clear();
     let (fitted, _) = to_values(&best.point);

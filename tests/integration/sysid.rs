@@ -186,13 +186,14 @@ fn sysid_recovers_a_perturbed_robot_from_deployed_episodes() {
         "observation latency {observed}: {fit}"
     );
     // One search over all four, then three with the latency held (its best and a step either
-    // side).
+    // side), then a scan of the latency for the middle of its flat stretch.
     let searches = fit["optimizer"]["searches"].as_array().unwrap();
-    assert_eq!(searches.len(), 4, "{fit}");
+    assert_eq!(searches.len(), 5, "{fit}");
     assert!(
-        searches[1..].iter().all(|s| s["over"] == "latency held"),
+        searches[1..4].iter().all(|s| s["over"] == "latency held"),
         "{fit}"
     );
+    assert_eq!(searches[4]["over"], "latency scan", "{fit}");
     let overlay = std::fs::read_to_string(&out).unwrap();
     assert!(
         overlay.contains(&format!("observation_latency_secs = {observed}")),
