@@ -525,10 +525,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             let mut bytes = Vec::new();
             msg.encode_into(&mut bytes);
-            // Its delay counts from when it was true (this step's end on the robot's clock), not
-            // from now: the loop computes a step ahead of its deadline, and on a late loop the
-            // state still arrives `latency` after its stamp when it can.
-            out_line.push(bytes, start + step_period.mul_f64(k as f64), &mut rng);
+            // Its delay counts from now, one step before its stamp: the loop computes each step
+            // at the start of its period, so a controller that answers a state within the period
+            // acts on the next step, the timing a policy trained without latency expects (see
+            // the cartpole deploy test). `rivet gap` sees this as a state delay one step short
+            // of `latency`.
+            out_line.push(bytes, Instant::now(), &mut rng);
             states += 1;
         }
     }
