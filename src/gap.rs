@@ -270,8 +270,13 @@ pub fn load_episode(
     } else {
         None
     };
-    // (log time, stamp) in arrival order, for the age of what each command acted on.
-    let mut arrivals: Vec<(u64, u64)> = raw_states.iter().map(|(l, s, _)| (*l, *s)).collect();
+    // (log time, stamp) in arrival order, for the age of what each command acted on (only
+    // meaningful with stamps).
+    let mut arrivals: Vec<(u64, u64)> = if stamped {
+        raw_states.iter().map(|(l, s, _)| (*l, *s)).collect()
+    } else {
+        Vec::new()
+    };
     arrivals.sort();
     // The newest stamp received by each arrival (states may arrive out of order).
     let newest: Vec<u64> = arrivals
@@ -364,7 +369,7 @@ pub fn load_episode(
             CommandValue::Hold(msg.data)
         };
         let received = arrivals.partition_point(|(log, _)| *log <= raw.log_time_ns);
-        if stamped && received > 0 {
+        if received > 0 {
             ages.push(i128::from(raw.log_time_ns) - i128::from(newest[received - 1]));
         }
         commands.push(CommandSample {

@@ -8,9 +8,10 @@
 //! cost is flat in the command latency over each physics step (commands act at whole steps), so
 //! with `latency` among the parameters a first search over all of them is followed by searches
 //! over the others with the latency held at its best value and one step either side; the best
-//! of all wins, and a scan of the latency around it writes the middle of its flat stretch. The fitted values are written as a scene overlay, the latency as fitted (replays
-//! apply it exactly; simulation rounds it to whole steps), plus the observation latency measured
-//! from the training episodes. The gap before and after is measured by loading the scene with
+//! of all wins, and a scan of the latency around it writes the middle of its flat stretch. The
+//! fitted values are written as a scene overlay, the latency as fitted (replays apply it
+//! exactly; simulation rounds it to whole steps), plus the observation latency measured from the
+//! training episodes. The gap before and after is measured by loading the scene with
 //! and without that file, so the figures are what `--overlay` gives.
 
 use std::path::{Path, PathBuf};
@@ -538,12 +539,10 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
     // Measured, not fitted (the replay places states at their stamps, so the gap does not
     // depend on it): the median over the training episodes of how old the state each command
     // acted on was. Written when every training episode has stamped states.
-    let training_ages: Vec<f64> = ages[..training.len()].iter().flatten().copied().collect();
-    let observation_latency = (training_ages.len() == training.len()).then(|| {
-        let mut a = training_ages.clone();
-        a.sort_by(f64::total_cmp);
-        a[a.len() / 2]
-    });
+    let mut training_ages: Vec<f64> = ages[..training.len()].iter().flatten().copied().collect();
+    training_ages.sort_by(f64::total_cmp);
+    let observation_latency =
+        (training_ages.len() == training.len()).then(|| training_ages[training_ages.len() / 2]);
     let commanded = training[0].1.command_joints.clone();
     let params = parse_params(&args.params, &base, robot, &commanded)?;
     anyhow::ensure!(args.max_evals >= 10, "--max-evals must be at least 10");
@@ -669,26 +668,24 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         evals += scan.len();
         bar.set_position(evals as u64);
         let lowest = scan.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
-        if lowest <= best.value {
-            let flat = |c: f64| c <= lowest * 1.01 + 1e-12;
-            let at = scan.iter().position(|s| s.1 == lowest).expect("a lowest");
-            let first = (0..=at)
-                .rev()
-                .take_while(|&i| flat(scan[i].1))
-                .last()
-                .unwrap_or(at);
-            let last = (at..scan.len())
-                .take_while(|&i| flat(scan[i].1))
-                .last()
-                .unwrap_or(at);
-            let mut x = best.point.clone();
-            x[li] = 0.5 * (scan[first].0 + scan[last].0);
-            let value = cost(&x);
-            evals += 1;
-            if value <= lowest * 1.01 + 1e-12 {
-                best.point = x;
-                best.value = value;
-            }
+        let flat = |c: f64| c <= lowest * 1.01 + 1e-12;
+        let at = scan.iter().position(|s| s.1 == lowest).expect("a lowest");
+        let first = (0..=at)
+            .rev()
+            .take_while(|&i| flat(scan[i].1))
+            .last()
+            .unwrap_or(at);
+        let last = (at..scan.len())
+            .take_while(|&i| flat(scan[i].1))
+            .last()
+            .unwrap_or(at);
+        let mut x = best.point.clone();
+        x[li] = 0.5 * (scan[first].0 + scan[last].0);
+        let value = cost(&x);
+        evals += 1;
+        if value <= lowest * 1.01 + 1e-12 {
+            best.point = x;
+            best.value = value;
         }
         searches.push(json!({
             "over": "latency scan",

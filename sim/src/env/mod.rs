@@ -91,11 +91,9 @@ pub struct TaskRunner {
     latency_steps: usize,
     /// Observation delay: the joint positions and velocities at the start of each of the last
     /// `observation_latency_steps` physics steps (ring, flat, `2n` per step; empty without a
-    /// delay), and the delayed state gathered from it.
+    /// delay).
     seen: Vec<f64>,
     seen_head: usize,
-    delayed_q: Vec<f64>,
-    delayed_qd: Vec<f64>,
     /// Commanded tool position (root frame) and held orientation, for tool-delta actions.
     tool_cmd: Vector3<f64>,
     tool_rotation: UnitQuaternion<f64>,
@@ -210,8 +208,6 @@ impl TaskRunner {
             latency_steps: 0,
             seen: vec![0.0; robot.observation_latency_steps * 2 * n],
             seen_head: 0,
-            delayed_q: vec![0.0; n],
-            delayed_qd: vec![0.0; n],
             tool_cmd: Vector3::zeros(),
             tool_rotation: UnitQuaternion::identity(),
             target_in_root: Vector3::zeros(),
@@ -435,7 +431,7 @@ impl TaskRunner {
             let _ = filter.reset(&view);
         }
         // Until the delay has passed, the policy sees the reset state.
-        let n = self.delayed_q.len();
+        let n = self.command_now.len();
         if !self.seen.is_empty() {
             let state = &world.robots[robot_index];
             for row in self.seen.chunks_exact_mut(2 * n) {
@@ -693,21 +689,15 @@ impl TaskRunner {
             self.write_observation(world, observation, None);
         } else {
             // The policy sees the joints as they were `observation_latency_steps` ago: the
-            // oldest row of the ring.
-            let n = self.delayed_q.len();
-            let capacity = self.seen.len() / (2 * n);
+            // oldest row of the ring (lent out of `self` while the observation is written).
+            let n = self.command_now.len();
+            let seen = std::mem::take(&mut self.seen);
+            let capacity = seen.len() / (2 * n);
             let oldest = (self.seen_head + 1) % capacity;
-            let row = &self.seen[oldest * 2 * n..(oldest + 1) * 2 * n];
-            self.delayed_q.copy_from_slice(&row[..n]);
-            self.delayed_qd.copy_from_slice(&row[n..]);
-            task.tree
-                .forward_kinematics(&self.delayed_q, &mut self.data);
-            let (q, qd) = (
-                std::mem::take(&mut self.delayed_q),
-                std::mem::take(&mut self.delayed_qd),
-            );
-            self.write_observation(world, observation, Some((&q, &qd)));
-            (self.delayed_q, self.delayed_qd) = (q, qd);
+            let (q, qd) = seen[oldest * 2 * n..(oldest + 1) * 2 * n].split_at(n);
+            task.tree.forward_kinematics(q, &mut self.data);
+            self.write_observation(world, observation, Some((q, qd)));
+            self.seen = seen;
         }
         StepOutcome {
             reward: reward as f32,
