@@ -5,10 +5,12 @@
 //! episodes are replayed in it (`rivet_sim::replay`, as `rivet gap` does) and the cost is their
 //! pooled joint-position RMSE. CMA-ES (the `cmaes` crate) searches the box of bounds, scaled to
 //! the unit cube, evaluating each generation's candidates in parallel on rayon's threads. The
-//! cost is flat in the command latency over each physics step (commands act at whole steps), so
-//! with `latency` among the parameters a first search over all of them is followed by searches
-//! over the others with the latency held at its best value and one step either side; the best
-//! of all wins, and a scan of the latency around it writes the middle of its flat stretch. The
+//! cost is flat in the command latency over stretches (commands act at whole steps; a stretch
+//! is a step less the spread of the commands' phases on the step grid), so with `latency` among
+//! the parameters a first search over all of them is followed by a fine scan of the latency one
+//! and a half steps either side, and by searches over the others with the latency held in the
+//! lowest stretch of each step-wide window (around the first search's latency and either side);
+//! the best of all wins, and a scan of the latency around it writes the middle of its stretch. The
 //! fitted values are written as a scene overlay, the latency as fitted (replays apply it
 //! exactly; simulation rounds it to whole steps), plus the observation latency measured from the
 //! training episodes. The gap before and after is measured by loading the scene with
@@ -58,8 +60,9 @@ pub struct SysidArgs {
     pub overlay: Vec<PathBuf>,
     /// Objective evaluations (each replays every training episode); each search stops at the
     /// end of the generation that reaches its share, so a few more may run. With `latency`
-    /// among the parameters, a third go to the search over all of them and the rest to three
-    /// searches with the latency held at the best value found and one physics step either side.
+    /// among the parameters, a quarter go to the search over all of them, 131 to two scans of
+    /// the latency, and the rest to three searches with the latency held (in the lowest stretch
+    /// around the first search's value and in those one physics step either side).
     #[arg(long, default_value_t = 900, value_name = "N")]
     pub max_evals: usize,
     /// Seed of the optimiser.
@@ -398,6 +401,70 @@ fn search(
     })
 }
 
+/// The cost at `x` with its latency coordinate `li` moved by `j * fraction` physics steps
+/// (`step`, in unit-cube units) for `j` in `-half..=half`, inside the cube: `(latency, cost)`
+/// in increasing latency.
+fn scan_latency(
+    cost: &(dyn Fn(&[f64]) -> f64 + Sync),
+    x: &[f64],
+    li: usize,
+    step: f64,
+    half: i32,
+    fraction: f64,
+) -> Vec<(f64, f64)> {
+    use rayon::prelude::*;
+    let points: Vec<f64> = (-half..=half)
+        .map(|j| x[li] + f64::from(j) * fraction * step)
+        .filter(|u| (0.0..=1.0).contains(u))
+        .collect();
+    points
+        .par_iter()
+        .map(|&u| {
+            let mut y = x.to_vec();
+            y[li] = u;
+            (u, cost(&y))
+        })
+        .collect()
+}
+
+/// Where to hold the latency, from a scan around `centre` (`step`: one physics step): in each
+/// step-wide window (around `centre`, and either side), the middle of the stretch of the
+/// window's lowest cost, once each. The replay is deterministic, so the same assignment of commands to
+/// steps gives the same cost to the last bit: a stretch is a run of equal costs.
+fn held_latencies(scan: &[(f64, f64)], centre: f64, step: f64) -> Vec<f64> {
+    let mut held = Vec::new();
+    for window in [-1.5001..-0.5, -0.5..0.5, 0.5..1.5001] {
+        let inside = |u: f64| window.contains(&((u - centre) / step));
+        let Some(at) = (0..scan.len())
+            .filter(|&i| inside(scan[i].0))
+            .min_by(|&a, &b| scan[a].1.total_cmp(&scan[b].1))
+        else {
+            continue;
+        };
+        let (a, b) = stretch(scan, at, |c| c == scan[at].1);
+        let middle = 0.5 * (scan[a].0 + scan[b].0);
+        // A stretch wider than a window is held once.
+        if !held.contains(&middle) {
+            held.push(middle);
+        }
+    }
+    held
+}
+
+/// The run of scan points around `at` whose costs pass `flat`: its first and last index.
+fn stretch(scan: &[(f64, f64)], at: usize, flat: impl Fn(f64) -> bool) -> (usize, usize) {
+    let first = (0..=at)
+        .rev()
+        .take_while(|&i| flat(scan[i].1))
+        .last()
+        .unwrap_or(at);
+    let last = (at..scan.len())
+        .take_while(|&i| flat(scan[i].1))
+        .last()
+        .unwrap_or(at);
+    (first, last)
+}
+
 /// Writes the overlay (through a `.partial` file, then renamed).
 fn write_overlay(
     path: &Path,
@@ -601,7 +668,7 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
     let profiled = latency.is_some() && !others.is_empty();
     // Search 1: every parameter, from the nominal values.
     let first_budget = if profiled {
-        args.max_evals / 3
+        args.max_evals / 4
     } else {
         args.max_evals
     };
@@ -620,18 +687,35 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
     let mut searches = vec![first.json("all parameters")];
     if let (Some(li), true) = (latency, profiled) {
         // The replay acts on each command at the first physics step after it is due, so the
-        // cost is flat in the latency over each step and jumps between steps; a search over
-        // all parameters lets the others make up for a latency one step off (seen: friction
-        // +20% and damping +29% for 2 ms too little). So hold the latency at the best value
-        // and one step either side, and search the others from the best point for each.
+        // replay, and the cost, is the same for every latency that puts each command on the
+        // same step: flat over stretches whose width is the physics step less the spread of
+        // the commands' phases on the step grid (a controller on a busy machine spreads them:
+        // stretches of 0.4 ms for a 2 ms step were seen). A search over all parameters lets
+        // the others make up for a latency a stretch or a step off (seen: friction +20% and
+        // damping +29% for 2 ms too little; +11% and +12% for a latency in the stretch beside
+        // the robot's). So scan the latency one and a half steps either side of search 1's,
+        // finely enough to land in narrow stretches, take the lowest stretch in each of the
+        // three windows a step wide (the one around search 1's latency and one either side),
+        // and search the others with the latency held in the middle of each.
         let p = &params[li];
         let step = base.world.dt_secs / (p.hi - p.lo);
-        let held = first.point[li];
-        let candidates: Vec<f64> = [held - step, held, held + step]
-            .into_iter()
-            .filter(|u| (0.0..=1.0).contains(u))
-            .collect();
-        let each = (args.max_evals - evals) / candidates.len();
+        let centre = first.point[li];
+        let scan = scan_latency(&cost, &first.point, li, step, 48, 1.5 / 48.0);
+        evals += scan.len();
+        bar.set_position(evals as u64);
+        let candidates = held_latencies(&scan, centre, step);
+        searches.push(json!({
+            "over": "latency scan",
+            "evaluations": scan.len(),
+            "best_cost": scan.iter().map(|s| s.1).fold(f64::INFINITY, f64::min),
+            "held_at": candidates
+                .iter()
+                .map(|u| p.lo + u * (p.hi - p.lo))
+                .collect::<Vec<_>>(),
+        }));
+        // What the last scan needs.
+        let reserve = 34;
+        let each = args.max_evals.saturating_sub(evals + reserve) / candidates.len().max(1);
         for (k, &u) in candidates.iter().enumerate() {
             let mut x0 = first.point.clone();
             x0[li] = u;
@@ -650,37 +734,17 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
                 best = s;
             }
         }
-        // The held value may sit at the edge of its flat stretch, where an episode whose
-        // commands fall a little later on the step grid (another run's transport delay) is a
-        // step off. Scan one step either side in eighths of a step and write the middle of the
-        // lowest flat stretch around the best.
-        let delta = step / 8.0;
-        let centre = best.point[li];
-        let scan: Vec<(f64, f64)> = (-8..=8)
-            .map(|j| centre + f64::from(j) * delta)
-            .filter(|u| (0.0..=1.0).contains(u))
-            .map(|u| {
-                let mut x = best.point.clone();
-                x[li] = u;
-                (u, cost(&x))
-            })
-            .collect();
+        // The stretch the best lies in, measured again with its parameters: write its middle,
+        // so that an episode whose commands fall a little later or earlier on the step grid
+        // (another run's transport delay) lands in it too.
+        let scan = scan_latency(&cost, &best.point, li, step, 16, 1.0 / 16.0);
         evals += scan.len();
         bar.set_position(evals as u64);
         let lowest = scan.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
-        let flat = |c: f64| c <= lowest * 1.01 + 1e-12;
         let at = scan.iter().position(|s| s.1 == lowest).expect("a lowest");
-        let first = (0..=at)
-            .rev()
-            .take_while(|&i| flat(scan[i].1))
-            .last()
-            .unwrap_or(at);
-        let last = (at..scan.len())
-            .take_while(|&i| flat(scan[i].1))
-            .last()
-            .unwrap_or(at);
+        let (a, b) = stretch(&scan, at, |c| c <= lowest * 1.01 + 1e-12);
         let mut x = best.point.clone();
-        x[li] = 0.5 * (scan[first].0 + scan[last].0);
+        x[li] = 0.5 * (scan[a].0 + scan[b].0);
         let value = cost(&x);
         evals += 1;
         if value <= lowest * 1.01 + 1e-12 {
@@ -691,7 +755,7 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
             "over": "latency scan",
             "evaluations": scan.len() + 1,
             "best_cost": best.value,
-            "latency_written": params[li].lo + best.point[li] * (params[li].hi - params[li].lo),
+            "latency_written": p.lo + best.point[li] * (p.hi - p.lo),
         }));
     }
     bar.finish_and_clear();
@@ -828,4 +892,58 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scan like `rivet sysid`'s first: 1/32 step apart, 1.5 steps either side of `centre`.
+    fn scan(centre: f64, step: f64, cost: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+        (-48..=48)
+            .map(|j| {
+                let offset = f64::from(j) / 32.0;
+                (centre + offset * step, cost(offset))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_latency_is_held_in_the_lowest_stretch_of_each_window_even_a_narrow_one() {
+        let (centre, step) = (0.3, 0.02);
+        // Offsets in steps: a stretch 0.16 step wide beside the centre (the robot's, under a
+        // controller whose commands spread on the grid), a wider one a step below, none lower
+        // than the rest a step above.
+        let cost = |o: f64| match o {
+            o if (0.25..0.41).contains(&o) => 1.0,
+            o if (-1.0..-0.74).contains(&o) => 2.0,
+            o if o < -0.5 => 4.0,
+            o if o < 0.5 => 3.0,
+            _ => 5.0,
+        };
+        let held = held_latencies(&scan(centre, step, cost), centre, step);
+        let offsets: Vec<f64> = held.iter().map(|u| (u - centre) / step).collect();
+        let expect = [-0.875, 0.328125, 1.0];
+        assert_eq!(offsets.len(), 3, "{offsets:?}");
+        for (o, e) in offsets.iter().zip(expect) {
+            assert!((o - e).abs() < 1e-9, "{offsets:?}, expected {expect:?}");
+        }
+    }
+
+    #[test]
+    fn a_stretch_across_windows_is_held_once() {
+        let (centre, step) = (0.5, 0.02);
+        let held = held_latencies(
+            &scan(centre, step, |o| if o < 0.8 { 1.0 } else { 2.0 }),
+            centre,
+            step,
+        );
+        // One stretch from -1.5 to 0.78125 steps: its middle, for the two lower windows; the
+        // upper window's lowest is the same stretch.
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert!(
+            ((held[0] - centre) / step - (-1.5 + 0.78125) / 2.0).abs() < 1e-9,
+            "{held:?}"
+        );
+    }
 }
