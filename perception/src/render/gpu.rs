@@ -100,6 +100,9 @@ impl GpuContext {
             };
             match block_on(adapter.request_device(&request)) {
                 Ok((device, queue)) => {
+                    if is_software(&info) {
+                        keep_freed_heap();
+                    }
                     let report = AdapterReport {
                         software: is_software(&info),
                         name: info.name.clone(),
@@ -150,6 +153,33 @@ impl GpuContext {
     /// The device limits requested (downlevel defaults at the adapter's texture sizes).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+}
+
+/// Mesa's software rasterizer allocates scratch memory for each submission (megabytes, with
+/// malloc) and frees it at the end. glibc hands a freed heap top above 128 KiB back to the
+/// kernel, so the next submission faults every page in again: with 16 cameras at 128x128 on
+/// lavapipe, the submitting thread spent a third of its time in page faults and `madvise`, and
+/// letting glibc keep up to 256 MiB of freed heap (`M_TRIM_THRESHOLD`) rendered 1.5x the
+/// frames per second (BENCHMARKS.md, "Cameras and lidar"). A process-wide setting: it is left
+/// alone when the user sets it (`MALLOC_TRIM_THRESHOLD_`, or `GLIBC_TUNABLES` with
+/// `trim_threshold`).
+fn keep_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let user_set = std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_some()
+                || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("trim_threshold"));
+            if !user_set {
+                #[allow(unsafe_code, reason = "mallopt is a C function")]
+                // SAFETY: mallopt takes no pointers and accepts any value for this parameter;
+                // glibc serialises it with the allocator's own lock.
+                unsafe {
+                    libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+                }
+            }
+        });
     }
 }
 

@@ -834,13 +834,16 @@ fn detile(
                 let c0 = pixel_offset(color_target, tile, 0, y);
                 out.rgba8[4 * row..4 * (row + w)].copy_from_slice(&color[c0..c0 + 4 * w]);
                 let d0 = pixel_offset(depth_target, tile, 0, y);
-                for (x, d) in out.depth_m[row..row + w].iter_mut().enumerate() {
-                    *d = f32::from_bits(word(depth, d0 + 4 * x));
-                }
+                bytemuck::cast_slice_mut::<f32, u8>(&mut out.depth_m[row..row + w])
+                    .copy_from_slice(&depth[d0..d0 + 4 * w]);
                 let i0 = pixel_offset(ids_target, tile, 0, y);
-                for x in 0..w {
-                    out.instance_id[row + x] = word(ids, i0 + 8 * x);
-                    out.semantic_id[row + x] = word(ids, i0 + 8 * x + 4);
+                let pairs = ids[i0..i0 + 8 * w].chunks_exact(8);
+                let ids_out = out.instance_id[row..row + w]
+                    .iter_mut()
+                    .zip(&mut out.semantic_id[row..row + w]);
+                for ((instance, semantic), pair) in ids_out.zip(pairs) {
+                    *instance = word(pair, 0);
+                    *semantic = word(pair, 4);
                 }
             }
         }
