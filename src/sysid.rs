@@ -429,8 +429,8 @@ fn scan_latency(
 
 /// Where to hold the latency, from a scan around `centre` (`step`: one physics step): in each
 /// step-wide window (around `centre`, and either side), the middle of the stretch of the
-/// window's lowest cost, once each. The replay is deterministic, so the same assignment of commands to
-/// steps gives the same cost to the last bit: a stretch is a run of equal costs.
+/// window's lowest cost, once each. The replay is deterministic, so the same assignment of
+/// commands to steps gives the same cost to the last bit: a stretch is a run of equal costs.
 fn held_latencies(scan: &[(f64, f64)], centre: f64, step: f64) -> Vec<f64> {
     let mut held = Vec::new();
     for window in [-1.5001..-0.5, -0.5..0.5, 0.5..1.5001] {
@@ -692,11 +692,12 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         // the commands' phases on the step grid (a controller on a busy machine spreads them:
         // stretches of 0.4 ms for a 2 ms step were seen). A search over all parameters lets
         // the others make up for a latency a stretch or a step off (seen: friction +20% and
-        // damping +29% for 2 ms too little; +11% and +12% for a latency in the stretch beside
-        // the robot's). So scan the latency one and a half steps either side of search 1's,
-        // finely enough to land in narrow stretches, take the lowest stretch in each of the
-        // three windows a step wide (the one around search 1's latency and one either side),
-        // and search the others with the latency held in the middle of each.
+        // damping +29% for 2 ms too little; in CI, +11% and +12% with the latency held at
+        // whole steps from search 1's, beside a narrow stretch). So scan the latency one and a
+        // half steps either side of search 1's, finely enough to land in narrow stretches, take
+        // the lowest stretch in each of the three windows a step wide (the one around search
+        // 1's latency and one either side), and search the others with the latency held in the
+        // middle of each.
         let p = &params[li];
         let step = base.world.dt_secs / (p.hi - p.lo);
         let centre = first.point[li];
