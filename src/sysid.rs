@@ -401,6 +401,11 @@ fn search(
     })
 }
 
+/// Points either side of the first search's latency in the first scan (1/32 step apart: 1.5
+/// steps) and of the best's in the last (1/16 step apart: one step).
+const FIRST_SCAN_HALF: i32 = 48;
+const LAST_SCAN_HALF: i32 = 16;
+
 /// The cost at `x` with its latency coordinate `li` moved by `j * fraction` physics steps
 /// (`step`, in unit-cube units) for `j` in `-half..=half`, inside the cube: `(latency, cost)`
 /// in increasing latency.
@@ -701,7 +706,14 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         let p = &params[li];
         let step = base.world.dt_secs / (p.hi - p.lo);
         let centre = first.point[li];
-        let scan = scan_latency(&cost, &first.point, li, step, 48, 1.5 / 48.0);
+        let scan = scan_latency(
+            &cost,
+            &first.point,
+            li,
+            step,
+            FIRST_SCAN_HALF,
+            1.5 / f64::from(FIRST_SCAN_HALF),
+        );
         evals += scan.len();
         bar.set_position(evals as u64);
         let candidates = held_latencies(&scan, centre, step);
@@ -714,8 +726,8 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
                 .map(|u| p.lo + u * (p.hi - p.lo))
                 .collect::<Vec<_>>(),
         }));
-        // What the last scan needs.
-        let reserve = 34;
+        // What the last scan needs: its points and the middle of the stretch.
+        let reserve = 2 * LAST_SCAN_HALF as usize + 2;
         let each = args.max_evals.saturating_sub(evals + reserve) / candidates.len().max(1);
         for (k, &u) in candidates.iter().enumerate() {
             let mut x0 = first.point.clone();
@@ -738,7 +750,14 @@ pub fn sysid(args: SysidArgs) -> anyhow::Result<()> {
         // The stretch the best lies in, measured again with its parameters: write its middle,
         // so that an episode whose commands fall a little later or earlier on the step grid
         // (another run's transport delay) lands in it too.
-        let scan = scan_latency(&cost, &best.point, li, step, 16, 1.0 / 16.0);
+        let scan = scan_latency(
+            &cost,
+            &best.point,
+            li,
+            step,
+            LAST_SCAN_HALF,
+            1.0 / f64::from(LAST_SCAN_HALF),
+        );
         evals += scan.len();
         bar.set_position(evals as u64);
         let lowest = scan.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
@@ -901,9 +920,9 @@ mod tests {
 
     /// A scan like `rivet sysid`'s first: 1/32 step apart, 1.5 steps either side of `centre`.
     fn scan(centre: f64, step: f64, cost: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
-        (-48..=48)
+        (-FIRST_SCAN_HALF..=FIRST_SCAN_HALF)
             .map(|j| {
-                let offset = f64::from(j) / 32.0;
+                let offset = f64::from(j) * 1.5 / f64::from(FIRST_SCAN_HALF);
                 (centre + offset * step, cost(offset))
             })
             .collect()
