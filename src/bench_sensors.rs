@@ -30,6 +30,16 @@ pub struct SensorsArgs {
     /// Timed lidar scans (64 x 2048 rays each); the median is reported.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub scans: usize,
+    /// Resolutions rendered, `WIDTHxHEIGHT`, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values = ["128x128", "640x480"], value_parser = parse_resolution, value_name = "WxH")]
+    pub resolutions: Vec<(u32, u32)>,
+    /// Camera counts rendered at each resolution (one batch each), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16], value_name = "N")]
+    pub cameras: Vec<usize>,
+    /// Render only the first N instances of the scene (the ground, where the scene has one,
+    /// is the first): 0 measures clearing the targets and reading them back alone.
+    #[arg(long, value_name = "N")]
+    pub instances: Option<usize>,
     /// Only CPU software adapters (lavapipe, llvmpipe), even when a GPU is present.
     #[arg(long)]
     pub software: bool,
@@ -38,6 +48,20 @@ pub struct SensorsArgs {
     pub json: bool,
     #[command(flatten)]
     pub packages: PackageArgs,
+}
+
+/// Parses `WIDTHxHEIGHT` (both >= 1).
+fn parse_resolution(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("resolution `{s}` is not WIDTHxHEIGHT"))?;
+    let parse = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&v| v >= 1)
+            .ok_or_else(|| format!("resolution `{s}`: `{v}` is not a whole number >= 1"))
+    };
+    Ok((parse(w)?, parse(h)?))
 }
 
 /// A camera on a circle around the work area, looking at its centre.
@@ -71,6 +95,10 @@ pub fn sensors(args: SensorsArgs) -> anyhow::Result<()> {
         args.frames >= 1 && args.scans >= 1,
         "--frames and --scans must be >= 1"
     );
+    anyhow::ensure!(
+        args.cameras.iter().all(|&n| n >= 1),
+        "--cameras: every count must be >= 1"
+    );
     let scene = Arc::new(Scene::load(&args.scene, &args.packages.resolve())?);
     let mut world = World::new(scene.clone(), WorldOptions::default())?;
     world.step();
@@ -83,13 +111,19 @@ pub fn sensors(args: SensorsArgs) -> anyhow::Result<()> {
     let geometry = RenderScene::new(&world);
     let mut instances = Vec::with_capacity(geometry.len());
     geometry.instances(&world, &mut instances);
+    if let Some(n) = args.instances {
+        instances.truncate(n);
+    }
+    let triangles: usize = instances
+        .iter()
+        .map(|i| geometry.meshes[i.mesh.0 as usize].triangle_count())
+        .sum();
 
-    let configs: [((u32, u32), usize); 4] = [
-        ((128, 128), 1),
-        ((128, 128), 16),
-        ((640, 480), 1),
-        ((640, 480), 16),
-    ];
+    let configs: Vec<((u32, u32), usize)> = args
+        .resolutions
+        .iter()
+        .flat_map(|&r| args.cameras.iter().map(move |&n| (r, n)))
+        .collect();
     let progress = if args.json {
         indicatif::ProgressBar::hidden()
     } else {
@@ -165,8 +199,8 @@ pub fn sensors(args: SensorsArgs) -> anyhow::Result<()> {
     let summary = json!({
         "bench": "sensors",
         "scene": scene.name,
-        "instances": geometry.len(),
-        "triangles": geometry.meshes.iter().map(|m| m.triangle_count()).sum::<usize>(),
+        "instances": instances.len(),
+        "triangles": triangles,
         "adapter": gpu.adapter(),
         "frames": args.frames,
         "cameras": results,
