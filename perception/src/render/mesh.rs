@@ -79,15 +79,21 @@ impl MeshData {
         // equator rings are offset by +-half_length.
         let ring_count = 2 * rings + 2;
         for k in 0..ring_count {
-            let (polar, offset) = if k <= rings {
-                (PI * 0.5 * k as f32 / rings as f32, half_length)
+            // The lower hemisphere mirrors the upper one, and the poles and equator are exact,
+            // so the surface closes (see `is_closed_outward`).
+            let (j, mirror, offset) = if k <= rings {
+                (k, 1.0, half_length)
             } else {
-                (PI * 0.5 * (k - 1) as f32 / rings as f32, -half_length)
+                (2 * rings + 1 - k, -1.0, -half_length)
             };
-            let (sin_p, cos_p) = polar.sin_cos();
+            let (sin_p, cos_p) = match j {
+                0 => (0.0, 1.0),
+                j if j == rings => (1.0, 0.0),
+                j => (PI * 0.5 * j as f32 / rings as f32).sin_cos(),
+            };
+            let cos_p = mirror * cos_p;
             for s in 0..=segments {
-                let azimuth = TAU * s as f32 / segments as f32;
-                let (sin_a, cos_a) = azimuth.sin_cos();
+                let (sin_a, cos_a) = azimuth(s, segments);
                 let n = [sin_p * cos_a, sin_p * sin_a, cos_p];
                 mesh.positions
                     .push([radius * n[0], radius * n[1], radius * n[2] + offset]);
@@ -112,7 +118,7 @@ impl MeshData {
         let segments = ROUND_SEGMENTS;
         let mut mesh = Self::default();
         for s in 0..=segments {
-            let (sin_a, cos_a) = (TAU * s as f32 / segments as f32).sin_cos();
+            let (sin_a, cos_a) = azimuth(s, segments);
             for z in [half_length, -half_length] {
                 mesh.positions.push([radius * cos_a, radius * sin_a, z]);
                 mesh.normals.push([cos_a, sin_a, 0.0]);
@@ -128,7 +134,7 @@ impl MeshData {
             mesh.positions.push([0.0, 0.0, z]);
             mesh.normals.push([0.0, 0.0, nz]);
             for s in 0..=segments {
-                let (sin_a, cos_a) = (TAU * s as f32 / segments as f32).sin_cos();
+                let (sin_a, cos_a) = azimuth(s, segments);
                 mesh.positions.push([radius * cos_a, radius * sin_a, z]);
                 mesh.normals.push([0.0, 0.0, nz]);
             }
@@ -177,6 +183,48 @@ impl MeshData {
     pub fn triangle_count(&self) -> usize {
         self.indices.len() / 3
     }
+
+    /// Whether the mesh is a closed surface wound outward, so that from outside it no back
+    /// face can be seen and the renderer may cull back faces. Vertices are matched by exact
+    /// position (seams and flat-shaded faces repeat positions); triangles with a repeated
+    /// position have no area and are ignored. Closed means every remaining edge is used once in
+    /// each direction (a watertight, consistently wound surface); outward means its signed
+    /// volume is positive. Open, inconsistent or inward-wound meshes are drawn two-sided.
+    pub fn is_closed_outward(&self) -> bool {
+        // -0.0 and 0.0 are the same position.
+        let key = |i: u32| self.positions[i as usize].map(|x| (x + 0.0).to_bits());
+        let mut keys: Vec<[u32; 3]> = (0..self.positions.len() as u32).map(key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let id = |i: u32| keys.binary_search(&key(i)).unwrap_or(usize::MAX);
+        let mut edges = Vec::with_capacity(self.indices.len());
+        let mut six_volume = 0.0f64;
+        for t in self.indices.chunks_exact(3) {
+            let v = [id(t[0]), id(t[1]), id(t[2])];
+            if v[0] == v[1] || v[1] == v[2] || v[0] == v[2] {
+                continue;
+            }
+            edges.extend_from_slice(&[(v[0], v[1]), (v[1], v[2]), (v[2], v[0])]);
+            let p = [t[0], t[1], t[2]].map(|i| self.positions[i as usize].map(f64::from));
+            six_volume += p[0][0] * (p[1][1] * p[2][2] - p[1][2] * p[2][1])
+                - p[0][1] * (p[1][0] * p[2][2] - p[1][2] * p[2][0])
+                + p[0][2] * (p[1][0] * p[2][1] - p[1][1] * p[2][0]);
+        }
+        edges.sort_unstable();
+        let once = edges.windows(2).all(|w| w[0] != w[1]);
+        !edges.is_empty()
+            && once
+            && six_volume > 0.0
+            && edges
+                .iter()
+                .all(|&(a, b)| edges.binary_search(&(b, a)).is_ok())
+    }
+}
+
+/// Sine and cosine of segment `s` of `segments` around a full turn; the last segment's end
+/// (`s == segments`) is exactly the first's start, so seams close.
+fn azimuth(s: u32, segments: u32) -> (f32, f32) {
+    (TAU * (s % segments) as f32 / segments as f32).sin_cos()
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
@@ -240,5 +288,36 @@ mod tests {
             "degenerate and out-of-range dropped"
         );
         assert_eq!(soup.normals[0], [0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn closed_outward_meshes_are_told_from_open_and_inward_ones() {
+        assert!(MeshData::cuboid([0.1, 0.2, 0.3]).is_closed_outward());
+        assert!(MeshData::sphere(0.5).is_closed_outward());
+        assert!(MeshData::capsule(0.2, 0.4).is_closed_outward());
+        assert!(MeshData::cylinder(0.2, 0.4).is_closed_outward());
+        assert!(!MeshData::plane(2.0).is_closed_outward(), "open");
+        assert!(!MeshData::default().is_closed_outward(), "empty");
+        // A tetrahedron from a triangle soup (flat shaded: every triangle its own vertices).
+        let corners = [
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let outward = [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]];
+        assert!(MeshData::from_triangles(&corners, &outward).is_closed_outward());
+        let inward = outward.map(|[a, b, c]| [a, c, b]);
+        assert!(!MeshData::from_triangles(&corners, &inward).is_closed_outward());
+        let mut one_flipped = outward;
+        one_flipped[3] = [1, 3, 2];
+        assert!(!MeshData::from_triangles(&corners, &one_flipped).is_closed_outward());
+        assert!(!MeshData::from_triangles(&corners, &outward[..3]).is_closed_outward());
+        let mut twice = outward.to_vec();
+        twice.extend_from_slice(&outward);
+        assert!(
+            !MeshData::from_triangles(&corners, &twice).is_closed_outward(),
+            "an edge used twice in one direction is not a closed surface"
+        );
     }
 }

@@ -119,12 +119,14 @@ const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
 const IDS_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rg32Uint;
 const ZBUFFER_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
 
-/// Where a mesh lives in the shared vertex and index buffers.
+/// Where a mesh lives in the shared vertex and index buffers, and whether its back faces are
+/// culled (closed meshes wound outward, see [`MeshData::is_closed_outward`]).
 #[derive(Debug, Clone, Copy)]
 struct MeshRange {
     first_index: u32,
     index_count: u32,
     base_vertex: i32,
+    cull_back_faces: bool,
 }
 
 /// A camera's tile in the atlas, and its optional distortion lookup table.
@@ -163,7 +165,10 @@ pub struct Renderer {
     lighting: Lighting,
     atlas: (u32, u32),
     meshes: Vec<MeshRange>,
-    pipeline: wgpu::RenderPipeline,
+    /// Draws closed meshes with back faces culled.
+    culling_pipeline: wgpu::RenderPipeline,
+    /// Draws open meshes from both sides.
+    two_sided_pipeline: wgpu::RenderPipeline,
     vertex_buffer: wgpu::Buffer,
     index_buffer: wgpu::Buffer,
     instance_buffer: wgpu::Buffer,
@@ -276,6 +281,7 @@ impl Renderer {
                 first_index: indices.len() as u32,
                 index_count: m.indices.len() as u32,
                 base_vertex: (vertex_words.len() / 6) as i32,
+                cull_back_faces: m.is_closed_outward(),
             });
             for (p, n) in m.positions.iter().zip(&m.normals) {
                 vertex_words.extend_from_slice(p);
@@ -361,53 +367,57 @@ impl Renderer {
             2 => Float32x4, 3 => Float32x4, 4 => Float32x4, 5 => Float32x4,
             6 => Float32x4, 7 => Uint32x2
         ];
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("camera"),
-            layout: Some(&layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                buffers: &[
-                    wgpu::VertexBufferLayout {
-                        array_stride: VERTEX_BYTES,
-                        step_mode: wgpu::VertexStepMode::Vertex,
-                        attributes: &vertex_attributes,
-                    },
-                    wgpu::VertexBufferLayout {
-                        array_stride: (INSTANCE_WORDS * 4) as u64,
-                        step_mode: wgpu::VertexStepMode::Instance,
-                        attributes: &instance_attributes,
-                    },
-                ],
-            },
-            primitive: wgpu::PrimitiveState {
-                topology: wgpu::PrimitiveTopology::TriangleList,
-                front_face: wgpu::FrontFace::Ccw,
-                cull_mode: None,
-                ..wgpu::PrimitiveState::default()
-            },
-            depth_stencil: Some(wgpu::DepthStencilState {
-                format: ZBUFFER_FORMAT,
-                depth_write_enabled: Some(true),
-                depth_compare: Some(wgpu::CompareFunction::Less),
-                stencil: wgpu::StencilState::default(),
-                bias: wgpu::DepthBiasState::default(),
-            }),
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                targets: &[
-                    Some(COLOR_FORMAT.into()),
-                    Some(DEPTH_FORMAT.into()),
-                    Some(IDS_FORMAT.into()),
-                ],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipeline = |label, cull_mode| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(label),
+                layout: Some(&layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some("vs_main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    buffers: &[
+                        wgpu::VertexBufferLayout {
+                            array_stride: VERTEX_BYTES,
+                            step_mode: wgpu::VertexStepMode::Vertex,
+                            attributes: &vertex_attributes,
+                        },
+                        wgpu::VertexBufferLayout {
+                            array_stride: (INSTANCE_WORDS * 4) as u64,
+                            step_mode: wgpu::VertexStepMode::Instance,
+                            attributes: &instance_attributes,
+                        },
+                    ],
+                },
+                primitive: wgpu::PrimitiveState {
+                    topology: wgpu::PrimitiveTopology::TriangleList,
+                    front_face: wgpu::FrontFace::Ccw,
+                    cull_mode,
+                    ..wgpu::PrimitiveState::default()
+                },
+                depth_stencil: Some(wgpu::DepthStencilState {
+                    format: ZBUFFER_FORMAT,
+                    depth_write_enabled: Some(true),
+                    depth_compare: Some(wgpu::CompareFunction::Less),
+                    stencil: wgpu::StencilState::default(),
+                    bias: wgpu::DepthBiasState::default(),
+                }),
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &shader,
+                    entry_point: Some("fs_main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    targets: &[
+                        Some(COLOR_FORMAT.into()),
+                        Some(DEPTH_FORMAT.into()),
+                        Some(IDS_FORMAT.into()),
+                    ],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let culling_pipeline = pipeline("camera, back faces culled", Some(wgpu::Face::Back));
+        let two_sided_pipeline = pipeline("camera, two-sided", None);
 
         let target = |label: &str, format: wgpu::TextureFormat, bytes_per_pixel: u32| {
             let texture = device.create_texture(&wgpu::TextureDescriptor {
@@ -470,7 +480,8 @@ impl Renderer {
             lighting,
             atlas,
             meshes: ranges,
-            pipeline,
+            culling_pipeline,
+            two_sided_pipeline,
             vertex_buffer,
             index_buffer,
             instance_buffer,
@@ -681,39 +692,51 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            pass.set_pipeline(&self.pipeline);
             pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
             pass.set_vertex_buffer(1, self.instance_buffer.slice(..));
             pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
-            for (c, tile) in self.tiles.iter().enumerate() {
-                let Some(world) = self.camera_world(c) else {
-                    continue;
-                };
-                pass.set_viewport(
-                    tile.x as f32,
-                    tile.y as f32,
-                    tile.width as f32,
-                    tile.height as f32,
-                    0.0,
-                    1.0,
-                );
-                pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
-                pass.set_bind_group(
-                    0,
-                    &self.bind_group,
-                    &[(c as u64 * self.camera_stride) as u32],
-                );
-                let start = self.groups.partition_point(|g| g.world < world);
-                for group in self.groups[start..].iter().take_while(|g| g.world == world) {
-                    let mesh = self.meshes[group.mesh as usize];
-                    if mesh.index_count == 0 {
+            // Closed meshes first, then open ones (the ground, mostly behind them): two
+            // pipelines per frame, each camera's state set once per pipeline.
+            for (pipeline, culled) in [
+                (&self.culling_pipeline, true),
+                (&self.two_sided_pipeline, false),
+            ] {
+                pass.set_pipeline(pipeline);
+                for (c, tile) in self.tiles.iter().enumerate() {
+                    let Some(world) = self.camera_world(c) else {
+                        continue;
+                    };
+                    let start = self.groups.partition_point(|g| g.world < world);
+                    let mut draws = self.groups[start..]
+                        .iter()
+                        .take_while(|g| g.world == world)
+                        .map(|g| (g, self.meshes[g.mesh as usize]))
+                        .filter(|(_, m)| m.cull_back_faces == culled && m.index_count > 0)
+                        .peekable();
+                    if draws.peek().is_none() {
                         continue;
                     }
-                    pass.draw_indexed(
-                        mesh.first_index..mesh.first_index + mesh.index_count,
-                        mesh.base_vertex,
-                        group.first_instance..group.end_instance,
+                    pass.set_viewport(
+                        tile.x as f32,
+                        tile.y as f32,
+                        tile.width as f32,
+                        tile.height as f32,
+                        0.0,
+                        1.0,
                     );
+                    pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
+                    pass.set_bind_group(
+                        0,
+                        &self.bind_group,
+                        &[(c as u64 * self.camera_stride) as u32],
+                    );
+                    for (group, mesh) in draws {
+                        pass.draw_indexed(
+                            mesh.first_index..mesh.first_index + mesh.index_count,
+                            mesh.base_vertex,
+                            group.first_instance..group.end_instance,
+                        );
+                    }
                 }
             }
         }
