@@ -9,6 +9,11 @@
 //! and one wait per frame whatever the number of cameras, and no allocation of ours after the
 //! first frame.
 //!
+//! Closed meshes wound outward ([`MeshData::is_closed_outward`]: every primitive but the
+//! plane, and watertight mesh files) are drawn with back faces culled, so a camera inside one
+//! (say, in its own link's housing) sees through it; open or inconsistently wound meshes are
+//! drawn from both sides.
+//!
 //! Conventions: the camera frame is OpenCV's (x right, y down, z along the optical axis), pixel
 //! centres are at integer coordinates (see [`crate::cloud`]), depth is metres along z with 0
 //! where no surface lies within `[near_m, far_m]`, and id 0 is the background.

@@ -331,3 +331,55 @@ fn bad_inputs_are_errors() {
     assert!(frame.cameras[0].depth_m.iter().all(|&d| d == 0.0));
     assert!(frame.cameras[0].instance_id.iter().all(|&i| i == 0));
 }
+
+#[test]
+fn open_meshes_are_seen_from_both_sides_and_closed_ones_from_outside_only() {
+    let Some(gpu) = test_gpu() else { return };
+    let meshes = [MeshData::plane(5.0), MeshData::cuboid([0.5; 3])];
+    let camera = CameraModel::from_fov(16, 16, 60.0, 0.05, 20.0);
+    let mut r = Renderer::new(gpu, &meshes, &[camera], 1, Lighting::default()).unwrap();
+    let mut frame = r.new_frame();
+    let one = |mesh: u32| Instance {
+        world: 0,
+        mesh: MeshId(mesh),
+        world_from_mesh: Isometry3::identity(),
+        color: [0.5, 0.5, 0.5, 1.0],
+        instance_id: 7,
+        semantic_id: 3,
+    };
+    let view = |eye: [f64; 3], target: [f64; 3]| CameraPose {
+        world: 0,
+        world_from_camera: look_at(eye, target),
+    };
+    let centre = 16 * 8 + 8;
+    // The plane faces +z; from below, the two-sided pipeline still draws it.
+    for eye in [[0.3, 0.2, 2.0], [0.3, 0.2, -2.0]] {
+        r.render(&[one(0)], &[view(eye, [0.0, 0.0, 0.0])], &mut frame)
+            .unwrap();
+        let images = &frame.cameras[0];
+        assert_eq!(images.instance_id[centre], 7, "plane seen from {eye:?}");
+        let expected = (Vector3::from(eye) - Vector3::new(0.0, 0.0, 0.0)).norm();
+        assert!(
+            (f64::from(images.depth_m[centre]) - expected).abs() < 0.05,
+            "plane from {eye:?}: depth {} vs about {expected}",
+            images.depth_m[centre]
+        );
+    }
+    // The cube is closed and wound outward: its back faces are culled, so from outside the
+    // near face is seen and from inside nothing is.
+    r.render(
+        &[one(1)],
+        &[view([2.0, 0.3, 0.2], [0.0, 0.0, 0.0])],
+        &mut frame,
+    )
+    .unwrap();
+    assert_eq!(frame.cameras[0].instance_id[centre], 7);
+    assert!((frame.cameras[0].depth_m[centre] - 1.5).abs() < 0.05);
+    r.render(
+        &[one(1)],
+        &[view([0.1, 0.0, 0.0], [1.0, 0.2, 0.1])],
+        &mut frame,
+    )
+    .unwrap();
+    assert!(frame.cameras[0].instance_id.iter().all(|&i| i == 0));
+}
