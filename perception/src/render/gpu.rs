@@ -92,7 +92,8 @@ impl GpuContext {
             let limits = wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits());
             let request = wgpu::DeviceDescriptor {
                 label: Some("rivet-perception"),
-                required_features: wgpu::Features::empty(),
+                // Lets one draw serve every camera of an atlas (see `Renderer`).
+                required_features: adapter.features() & wgpu::Features::CLIP_DISTANCES,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,

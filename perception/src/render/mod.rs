@@ -6,8 +6,14 @@
 //! visibility buffer `Depth32Float`) and three read-back buffers, all sized at construction.
 //! [`Renderer::render`] draws every camera's tile in one render pass, copies the three images
 //! back in the same submission, and de-tiles them into a caller-owned [`Frame`]: one submission
-//! and one wait per frame whatever the number of cameras, and no allocation of ours after the
-//! first frame.
+//! and one wait per frame whatever the number of cameras, and no allocation of ours once a
+//! frame has drawn as many (camera, instance) pairs as any before it.
+//!
+//! Each drawn (camera, instance) pair is one instance of an instanced draw, carrying its
+//! clip-from-mesh transform (composed in f64) and its tile's place in the atlas. Where the
+//! adapter has clip distances (most Vulkan drivers, lavapipe included; Metal; desktop GL),
+//! the vertex shader clips each pair to its tile and one draw per mesh serves every camera;
+//! elsewhere draws are per camera and mesh, scissored to the tile.
 //!
 //! Closed meshes wound outward ([`MeshData::is_closed_outward`]: every primitive but the
 //! plane, and watertight mesh files) are drawn with back faces culled, so a camera inside one
@@ -114,10 +120,10 @@ pub struct Frame {
 
 /// Bytes per vertex: position and normal, 3 f32 each.
 const VERTEX_BYTES: u64 = 24;
-/// 32-bit words per instance: world-from-mesh (16), colour (4), instance and semantic id (2).
-const INSTANCE_WORDS: usize = 22;
-/// Bytes of one camera's uniform block (two matrices, two vectors).
-const CAMERA_UNIFORM_BYTES: u64 = 160;
+/// 32-bit words per drawn (camera, instance) pair: clip-from-mesh (16), the tile's placement
+/// in the atlas (4), the light in the mesh frame and the ambient (4), colour (4), instance and
+/// semantic id (2).
+const ENTRY_WORDS: usize = 30;
 
 const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
@@ -144,13 +150,23 @@ struct Tile {
     remap: Option<Vec<u32>>,
 }
 
-/// A run of sorted instances sharing a world and a mesh: one instanced draw.
+/// A run of sorted instances sharing a world and a mesh.
 #[derive(Debug, Clone, Copy)]
 struct DrawGroup {
     world: u32,
     mesh: u32,
     first_instance: u32,
     end_instance: u32,
+}
+
+/// One instanced draw of a mesh over a run of entries; `camera` is the tile to scissor to when
+/// the adapter cannot clip to tiles in the vertex shader.
+#[derive(Debug, Clone, Copy)]
+struct Draw {
+    mesh: u32,
+    first_entry: u32,
+    end_entry: u32,
+    camera: Option<u32>,
 }
 
 /// One read-back target: the texture, its view and the buffer it is copied into.
@@ -176,10 +192,11 @@ pub struct Renderer {
     two_sided_pipeline: wgpu::RenderPipeline,
     vertex_buffer: wgpu::Buffer,
     index_buffer: wgpu::Buffer,
-    instance_buffer: wgpu::Buffer,
-    camera_buffer: wgpu::Buffer,
-    camera_stride: u64,
-    bind_group: wgpu::BindGroup,
+    /// Per (camera, instance) pair drawn: grows to the largest frame's need, then is reused.
+    entry_buffer: wgpu::Buffer,
+    /// Whether the vertex shader clips each camera's geometry to its tile (clip distances),
+    /// so one draw per mesh serves every camera; otherwise each camera's draws are scissored.
+    clip_to_tiles: bool,
     color: Target,
     depth: Target,
     ids: Target,
@@ -187,9 +204,11 @@ pub struct Renderer {
     max_instances: usize,
     // Per-frame scratch, sized at construction.
     order: Vec<u32>,
-    instance_words: Vec<f32>,
-    camera_words: Vec<f32>,
+    entry_words: Vec<f32>,
     groups: Vec<DrawGroup>,
+    draws: Vec<Draw>,
+    pairs: Vec<(u32, usize)>,
+    clip_from_world: Vec<Matrix4<f64>>,
     camera_worlds: Vec<u32>,
     mapped: Arc<AtomicU32>,
     background_rgba8: [u8; 4],
@@ -208,6 +227,30 @@ impl std::fmt::Debug for Renderer {
 fn render_error(what: impl std::fmt::Display) -> PerceptionError {
     PerceptionError::Render {
         message: what.to_string(),
+    }
+}
+
+/// A vertex buffer for `entries` (at least one) (camera, instance) pairs.
+fn entry_buffer(device: &wgpu::Device, entries: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("entries"),
+        size: (entries.max(1) * ENTRY_WORDS * 4) as u64,
+        usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// The camera shader; with `clip_to_tiles`, its vertex stage writes clip distances that keep
+/// each camera's triangles inside its tile.
+fn shader_source(clip_to_tiles: bool) -> String {
+    let source = include_str!("camera.wgsl");
+    if clip_to_tiles {
+        format!(
+            "enable clip_distances;\n{}",
+            source.replace("// clip_to_tiles: ", "")
+        )
+    } else {
+        source.to_string()
     }
 }
 
@@ -257,6 +300,19 @@ impl Renderer {
         cameras: &[CameraModel],
         max_instances: usize,
         lighting: Lighting,
+    ) -> Result<Self, PerceptionError> {
+        Self::build(gpu, meshes, cameras, max_instances, lighting, true)
+    }
+
+    /// [`Self::new`], clipping to tiles in the shader only if `clip_to_tiles` and the adapter
+    /// can (tests turn it off to check the scissored path on any adapter).
+    fn build(
+        gpu: Arc<GpuContext>,
+        meshes: &[MeshData],
+        cameras: &[CameraModel],
+        max_instances: usize,
+        lighting: Lighting,
+        clip_to_tiles: bool,
     ) -> Result<Self, PerceptionError> {
         for camera in cameras {
             camera.validate()?;
@@ -318,59 +374,27 @@ impl Renderer {
         gpu.queue
             .write_buffer(&index_buffer, 0, bytemuck::cast_slice(&indices));
         let max_instances = max_instances.max(1);
-        let instance_buffer = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("instances"),
-            size: (max_instances * INSTANCE_WORDS * 4) as u64,
-            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let alignment = u64::from(gpu.limits().min_uniform_buffer_offset_alignment);
-        let camera_stride = CAMERA_UNIFORM_BYTES.div_ceil(alignment) * alignment;
-        let camera_buffer = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("cameras"),
-            size: camera_stride * cameras.len().max(1) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-
-        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("camera"),
-            entries: &[wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(CAMERA_UNIFORM_BYTES),
-                },
-                count: None,
-            }],
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("camera"),
-            layout: &bind_group_layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &camera_buffer,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(CAMERA_UNIFORM_BYTES),
-                }),
-            }],
-        });
+        // One camera's tile is the atlas: the rasteriser's own clipping keeps it inside.
+        let clip_to_tiles = clip_to_tiles
+            && cameras.len() > 1
+            && gpu
+                .device
+                .features()
+                .contains(wgpu::Features::CLIP_DISTANCES);
+        let entry_buffer = entry_buffer(device, max_instances);
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("camera"),
-            bind_group_layouts: &[Some(&bind_group_layout)],
+            bind_group_layouts: &[],
             immediate_size: 0,
         });
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("camera.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("camera.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(shader_source(clip_to_tiles).into()),
         });
         let vertex_attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
-        let instance_attributes = wgpu::vertex_attr_array![
+        let entry_attributes = wgpu::vertex_attr_array![
             2 => Float32x4, 3 => Float32x4, 4 => Float32x4, 5 => Float32x4,
-            6 => Float32x4, 7 => Uint32x2
+            6 => Float32x4, 7 => Float32x4, 8 => Float32x4, 9 => Uint32x2
         ];
         let pipeline = |label, cull_mode| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
@@ -387,9 +411,9 @@ impl Renderer {
                             attributes: &vertex_attributes,
                         },
                         wgpu::VertexBufferLayout {
-                            array_stride: (INSTANCE_WORDS * 4) as u64,
+                            array_stride: (ENTRY_WORDS * 4) as u64,
                             step_mode: wgpu::VertexStepMode::Instance,
-                            attributes: &instance_attributes,
+                            attributes: &entry_attributes,
                         },
                     ],
                 },
@@ -489,19 +513,19 @@ impl Renderer {
             two_sided_pipeline,
             vertex_buffer,
             index_buffer,
-            instance_buffer,
-            camera_buffer,
-            camera_stride,
-            bind_group,
+            entry_buffer,
+            clip_to_tiles,
             color,
             depth,
             ids,
             zbuffer_view,
             max_instances,
             order: Vec::with_capacity(max_instances),
-            instance_words: vec![0.0; max_instances * INSTANCE_WORDS],
-            camera_words: vec![0.0; (camera_stride / 4) as usize * cameras.len().max(1)],
+            entry_words: Vec::with_capacity(max_instances * ENTRY_WORDS),
             groups: Vec::with_capacity(max_instances),
+            draws: Vec::new(),
+            pairs: Vec::new(),
+            clip_from_world: Vec::with_capacity(cameras.len()),
             camera_worlds: vec![0; cameras.len()],
             mapped: Arc::new(AtomicU32::new(0)),
         })
@@ -593,7 +617,9 @@ impl Renderer {
         self.read_back(frame)
     }
 
-    /// Sorts instances by (world, mesh), writes them and the cameras' uniforms.
+    /// Sorts instances by (world, mesh), then writes one entry per (camera, instance of its
+    /// world) pair and lists the draws: closed meshes first, then open ones; per mesh for all
+    /// cameras at once when the shader clips to tiles, else per camera and mesh.
     fn upload(&mut self, instances: &[Instance], poses: &[CameraPose]) {
         self.order.clear();
         self.order.extend(0..instances.len() as u32);
@@ -604,13 +630,6 @@ impl Renderer {
         self.groups.clear();
         for (slot, &i) in self.order.iter().enumerate() {
             let inst = &instances[i as usize];
-            let words =
-                &mut self.instance_words[slot * INSTANCE_WORDS..(slot + 1) * INSTANCE_WORDS];
-            let m: Matrix4<f32> = inst.world_from_mesh.to_homogeneous().cast();
-            words[..16].copy_from_slice(m.as_slice());
-            words[16..20].copy_from_slice(&inst.color);
-            words[20] = f32::from_bits(inst.instance_id);
-            words[21] = f32::from_bits(inst.semantic_id);
             let slot = slot as u32;
             match self.groups.last_mut() {
                 Some(g) if g.world == inst.world && g.mesh == inst.mesh.0 => {
@@ -624,37 +643,116 @@ impl Renderer {
                 }),
             }
         }
-        if !instances.is_empty() {
-            self.gpu.queue.write_buffer(
-                &self.instance_buffer,
-                0,
-                bytemuck::cast_slice(&self.instance_words[..instances.len() * INSTANCE_WORDS]),
-            );
-        }
-        let stride_words = (self.camera_stride / 4) as usize;
-        let light = self.lighting;
-        let d = light.direction_in_world;
-        let len = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
-        let light_dir = if len.is_finite() && len > 0.0 {
-            [d[0] / len, d[1] / len, d[2] / len, 0.0]
-        } else {
-            [0.0, 0.0, -1.0, 0.0]
-        };
+        self.clip_from_world.clear();
         for (c, (camera, pose)) in self.cameras.iter().zip(poses).enumerate() {
             self.camera_worlds[c] = pose.world;
-            let words = &mut self.camera_words[c * stride_words..c * stride_words + 40];
-            words[..16].copy_from_slice(clip_from_camera(camera).as_slice());
-            let camera_from_world: Matrix4<f32> =
-                pose.world_from_camera.inverse().to_homogeneous().cast();
-            words[16..32].copy_from_slice(camera_from_world.as_slice());
-            words[32..36].copy_from_slice(&light_dir);
-            words[36..40].copy_from_slice(&[light.ambient, light.directional, 0.0, 0.0]);
+            self.clip_from_world
+                .push(clip_from_camera(camera) * pose.world_from_camera.inverse().to_homogeneous());
         }
-        self.gpu.queue.write_buffer(
-            &self.camera_buffer,
-            0,
-            bytemuck::cast_slice(&self.camera_words),
-        );
+        let light = self.lighting;
+        let d = light.direction_in_world.map(f64::from);
+        let len = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        let to_light = if len.is_finite() && len > 0.0 {
+            -nalgebra::Vector3::from(d) / len
+        } else {
+            nalgebra::Vector3::z()
+        };
+
+        self.entry_words.clear();
+        self.draws.clear();
+        let (width, height) = (f64::from(self.atlas.0), f64::from(self.atlas.1));
+        for culled in [true, false] {
+            let of_kind = |g: &DrawGroup| {
+                let m = &self.meshes[g.mesh as usize];
+                m.cull_back_faces == culled && m.index_count > 0
+            };
+            // (camera, group) pairs in draw order.
+            let mut pairs = std::mem::take(&mut self.pairs);
+            pairs.clear();
+            for (c, &world) in self.camera_worlds.iter().enumerate() {
+                let start = self.groups.partition_point(|g| g.world < world);
+                let end = start
+                    + self.groups[start..]
+                        .iter()
+                        .take_while(|g| g.world == world)
+                        .count();
+                pairs.extend(
+                    (start..end)
+                        .filter(|&g| of_kind(&self.groups[g]))
+                        .map(|g| (c as u32, g)),
+                );
+            }
+            if self.clip_to_tiles {
+                pairs.sort_by_key(|&(c, g)| (self.groups[g].mesh, c));
+            }
+            for &(c, g) in &pairs {
+                let group = self.groups[g];
+                let tile = &self.tiles[c as usize];
+                // Camera clip space to the tile's part of the atlas's clip space.
+                let (w, h) = (f64::from(tile.width), f64::from(tile.height));
+                let placement = [
+                    w / width,
+                    h / height,
+                    (2.0 * f64::from(tile.x) + w) / width - 1.0,
+                    1.0 - (2.0 * f64::from(tile.y) + h) / height,
+                ]
+                .map(|x| x as f32);
+                let first_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
+                for slot in group.first_instance..group.end_instance {
+                    let inst = &instances[self.order[slot as usize] as usize];
+                    let clip_from_mesh: Matrix4<f32> = (self.clip_from_world[c as usize]
+                        * inst.world_from_mesh.to_homogeneous())
+                    .cast();
+                    let to_light_in_mesh = inst.world_from_mesh.rotation.inverse()
+                        * to_light
+                        * f64::from(light.directional);
+                    self.entry_words
+                        .extend_from_slice(clip_from_mesh.as_slice());
+                    self.entry_words.extend_from_slice(&placement);
+                    self.entry_words.extend_from_slice(&[
+                        to_light_in_mesh.x as f32,
+                        to_light_in_mesh.y as f32,
+                        to_light_in_mesh.z as f32,
+                        light.ambient,
+                    ]);
+                    self.entry_words.extend_from_slice(&inst.color);
+                    self.entry_words.extend_from_slice(&[
+                        f32::from_bits(inst.instance_id),
+                        f32::from_bits(inst.semantic_id),
+                    ]);
+                }
+                let end_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
+                let camera = (!self.clip_to_tiles).then_some(c);
+                match self.draws.last_mut() {
+                    Some(d)
+                        if self.clip_to_tiles
+                            && d.mesh == group.mesh
+                            && d.end_entry == first_entry =>
+                    {
+                        d.end_entry = end_entry
+                    }
+                    _ => self.draws.push(Draw {
+                        mesh: group.mesh,
+                        first_entry,
+                        end_entry,
+                        camera,
+                    }),
+                }
+            }
+            self.pairs = pairs;
+        }
+        let bytes = (self.entry_words.len() * 4) as u64;
+        if bytes > self.entry_buffer.size() {
+            self.entry_buffer =
+                entry_buffer(&self.gpu.device, self.entry_words.len() / ENTRY_WORDS);
+        }
+        if bytes > 0 {
+            self.gpu.queue.write_buffer(
+                &self.entry_buffer,
+                0,
+                bytemuck::cast_slice(&self.entry_words),
+            );
+        }
     }
 
     /// Records the render pass over all tiles and the three copies, and submits them.
@@ -698,51 +796,32 @@ impl Renderer {
                 multiview_mask: None,
             });
             pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
-            pass.set_vertex_buffer(1, self.instance_buffer.slice(..));
+            pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
             pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
-            // Closed meshes first, then open ones (the ground, mostly behind them): two
-            // pipelines per frame, each camera's state set once per pipeline.
-            for (pipeline, culled) in [
-                (&self.culling_pipeline, true),
-                (&self.two_sided_pipeline, false),
-            ] {
-                pass.set_pipeline(pipeline);
-                for (c, tile) in self.tiles.iter().enumerate() {
-                    let Some(world) = self.camera_world(c) else {
-                        continue;
-                    };
-                    let start = self.groups.partition_point(|g| g.world < world);
-                    let mut draws = self.groups[start..]
-                        .iter()
-                        .take_while(|g| g.world == world)
-                        .map(|g| (g, self.meshes[g.mesh as usize]))
-                        .filter(|(_, m)| m.cull_back_faces == culled && m.index_count > 0)
-                        .peekable();
-                    if draws.peek().is_none() {
-                        continue;
-                    }
-                    pass.set_viewport(
-                        tile.x as f32,
-                        tile.y as f32,
-                        tile.width as f32,
-                        tile.height as f32,
-                        0.0,
-                        1.0,
-                    );
-                    pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
-                    pass.set_bind_group(
-                        0,
-                        &self.bind_group,
-                        &[(c as u64 * self.camera_stride) as u32],
-                    );
-                    for (group, mesh) in draws {
-                        pass.draw_indexed(
-                            mesh.first_index..mesh.first_index + mesh.index_count,
-                            mesh.base_vertex,
-                            group.first_instance..group.end_instance,
-                        );
-                    }
+            let mut culling = None;
+            let mut scissor = None;
+            for draw in &self.draws {
+                let mesh = self.meshes[draw.mesh as usize];
+                if culling != Some(mesh.cull_back_faces) {
+                    culling = Some(mesh.cull_back_faces);
+                    pass.set_pipeline(if mesh.cull_back_faces {
+                        &self.culling_pipeline
+                    } else {
+                        &self.two_sided_pipeline
+                    });
                 }
+                if let Some(c) = draw.camera
+                    && scissor != Some(c)
+                {
+                    scissor = Some(c);
+                    let tile = &self.tiles[c as usize];
+                    pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
+                }
+                pass.draw_indexed(
+                    mesh.first_index..mesh.first_index + mesh.index_count,
+                    mesh.base_vertex,
+                    draw.first_entry..draw.end_entry,
+                );
             }
         }
         for target in [&self.color, &self.depth, &self.ids] {
@@ -769,11 +848,6 @@ impl Renderer {
             );
         }
         self.gpu.queue.submit([encoder.finish()]);
-    }
-
-    /// The world camera `c` looks into this frame (set by the last upload).
-    fn camera_world(&self, c: usize) -> Option<u32> {
-        self.camera_worlds.get(c).copied()
     }
 
     /// Waits for the copies, then de-tiles the three images of every camera into `frame`
@@ -900,7 +974,7 @@ fn detile(
 /// Projection from the OpenCV camera frame to wgpu's clip space for one tile: pixel `(u, v)`
 /// (centre at integer coordinates) lands on the tile's pixel centre `(u + 0.5, v + 0.5)`, and
 /// depth maps `[near, far]` to `[0, 1]`.
-fn clip_from_camera(camera: &CameraModel) -> Matrix4<f32> {
+fn clip_from_camera(camera: &CameraModel) -> Matrix4<f64> {
     let k = &camera.intrinsics;
     let (w, h) = (f64::from(k.width_px), f64::from(k.height_px));
     let (near, far) = (camera.near_m, camera.far_m);
@@ -924,7 +998,6 @@ fn clip_from_camera(camera: &CameraModel) -> Matrix4<f32> {
         1.0,
         0.0,
     )
-    .cast()
 }
 
 #[cfg(test)]
