@@ -170,6 +170,7 @@ pub fn sensors(args: SensorsArgs) -> anyhow::Result<()> {
             "median_batch_ms": m * 1e3,
             "batches_per_sec": 1.0 / m,
             "camera_frames_per_sec": n as f64 / m,
+            "drawn_pairs": renderer.drawn_pairs(),
         }));
     }
 

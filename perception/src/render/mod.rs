@@ -13,7 +13,9 @@
 //! clip-from-mesh transform (composed in f64) and its tile's place in the atlas. Where the
 //! adapter has clip distances (most Vulkan drivers, lavapipe included; Metal; desktop GL),
 //! the vertex shader clips each pair to its tile and one draw per mesh serves every camera;
-//! elsewhere draws are per camera and mesh, scissored to the tile.
+//! elsewhere draws are per camera and mesh, scissored to the tile. A pair is drawn only if the
+//! instance's bounding sphere reaches into the camera's view frustum
+//! ([`Renderer::drawn_pairs`] counts them).
 //!
 //! Closed meshes wound outward ([`MeshData::is_closed_outward`]: every primitive but the
 //! plane, and watertight mesh files) are drawn with back faces culled, so a camera inside one
@@ -138,6 +140,8 @@ struct MeshRange {
     index_count: u32,
     base_vertex: i32,
     cull_back_faces: bool,
+    /// A sphere holding the mesh, in its frame: centre (m) and radius (m).
+    bound: ([f64; 3], f64),
 }
 
 /// A camera's tile in the atlas, and its optional distortion lookup table.
@@ -209,6 +213,9 @@ pub struct Renderer {
     draws: Vec<Draw>,
     pairs: Vec<(u32, usize)>,
     clip_from_world: Vec<Matrix4<f64>>,
+    /// Per camera: its frustum's six planes, unit normals pointing in.
+    frusta: Vec<[[f64; 4]; 6]>,
+    drawn_pairs: usize,
     camera_worlds: Vec<u32>,
     mapped: Arc<AtomicU32>,
     background_rgba8: [u8; 4],
@@ -228,6 +235,53 @@ fn render_error(what: impl std::fmt::Display) -> PerceptionError {
     PerceptionError::Render {
         message: what.to_string(),
     }
+}
+
+/// A sphere around `positions`: the centre of their bounding box and the farthest distance
+/// from it.
+fn bounding_sphere(positions: &[[f32; 3]]) -> ([f64; 3], f64) {
+    if positions.is_empty() {
+        return ([0.0; 3], 0.0);
+    }
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for p in positions {
+        for a in 0..3 {
+            lo[a] = lo[a].min(f64::from(p[a]));
+            hi[a] = hi[a].max(f64::from(p[a]));
+        }
+    }
+    let centre = [0, 1, 2].map(|a| 0.5 * (lo[a] + hi[a]));
+    let radius = positions
+        .iter()
+        .map(|p| {
+            (0..3)
+                .map(|a| (f64::from(p[a]) - centre[a]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .fold(0.0, f64::max);
+    (centre, radius)
+}
+
+/// The planes of the view volume of clip-from-world `m` (wgpu's: -w <= x, y <= w and
+/// 0 <= z <= w), as `[a, b, c, d]` with `a x + b y + c z + d >= 0` inside and `(a, b, c)` unit.
+fn frustum_planes(m: &Matrix4<f64>) -> [[f64; 4]; 6] {
+    let row = |i: usize| nalgebra::Vector4::new(m[(i, 0)], m[(i, 1)], m[(i, 2)], m[(i, 3)]);
+    let (x, y, z, w) = (row(0), row(1), row(2), row(3));
+    [w + x, w - x, w + y, w - y, z, w - z].map(|p| {
+        let n = p.xyz().norm();
+        let p = if n > 0.0 { p / n } else { p };
+        [p.x, p.y, p.z, p.w]
+    })
+}
+
+/// Whether a sphere reaches into the volume bounded by `planes` (conservative: a sphere
+/// outside near a corner may be kept, never one inside dropped).
+fn sphere_in_frustum(planes: &[[f64; 4]; 6], centre: &nalgebra::Point3<f64>, radius: f64) -> bool {
+    planes
+        .iter()
+        .all(|p| p[0] * centre.x + p[1] * centre.y + p[2] * centre.z + p[3] >= -radius)
 }
 
 /// A vertex buffer for `entries` (at least one) (camera, instance) pairs.
@@ -343,6 +397,7 @@ impl Renderer {
                 index_count: m.indices.len() as u32,
                 base_vertex: (vertex_words.len() / 6) as i32,
                 cull_back_faces: m.is_closed_outward(),
+                bound: bounding_sphere(&m.positions),
             });
             for (p, n) in m.positions.iter().zip(&m.normals) {
                 vertex_words.extend_from_slice(p);
@@ -526,6 +581,8 @@ impl Renderer {
             draws: Vec::new(),
             pairs: Vec::new(),
             clip_from_world: Vec::with_capacity(cameras.len()),
+            frusta: Vec::with_capacity(cameras.len()),
+            drawn_pairs: 0,
             camera_worlds: vec![0; cameras.len()],
             mapped: Arc::new(AtomicU32::new(0)),
         })
@@ -539,6 +596,12 @@ impl Renderer {
     /// The cameras, in tile and [`Frame`] order.
     pub fn cameras(&self) -> &[CameraModel] {
         &self.cameras
+    }
+
+    /// How many (camera, instance) pairs the last frame drew: the instances of each camera's
+    /// world whose bounding sphere reaches into its view frustum.
+    pub fn drawn_pairs(&self) -> usize {
+        self.drawn_pairs
     }
 
     /// Atlas size in pixels (width, height).
@@ -644,10 +707,12 @@ impl Renderer {
             }
         }
         self.clip_from_world.clear();
+        self.frusta.clear();
         for (c, (camera, pose)) in self.cameras.iter().zip(poses).enumerate() {
             self.camera_worlds[c] = pose.world;
-            self.clip_from_world
-                .push(clip_from_camera(camera) * pose.world_from_camera.inverse().to_homogeneous());
+            let m = clip_from_camera(camera) * pose.world_from_camera.inverse().to_homogeneous();
+            self.clip_from_world.push(m);
+            self.frusta.push(frustum_planes(&m));
         }
         let light = self.lighting;
         let d = light.direction_in_world.map(f64::from);
@@ -698,8 +763,13 @@ impl Renderer {
                 ]
                 .map(|x| x as f32);
                 let first_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
+                let (centre, radius) = self.meshes[group.mesh as usize].bound;
                 for slot in group.first_instance..group.end_instance {
                     let inst = &instances[self.order[slot as usize] as usize];
+                    let centre = inst.world_from_mesh * nalgebra::Point3::from(centre);
+                    if !sphere_in_frustum(&self.frusta[c as usize], &centre, radius) {
+                        continue;
+                    }
                     let clip_from_mesh: Matrix4<f32> = (self.clip_from_world[c as usize]
                         * inst.world_from_mesh.to_homogeneous())
                     .cast();
@@ -722,6 +792,9 @@ impl Renderer {
                     ]);
                 }
                 let end_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
+                if end_entry == first_entry {
+                    continue;
+                }
                 let camera = (!self.clip_to_tiles).then_some(c);
                 match self.draws.last_mut() {
                     Some(d)
@@ -741,6 +814,7 @@ impl Renderer {
             }
             self.pairs = pairs;
         }
+        self.drawn_pairs = self.entry_words.len() / ENTRY_WORDS;
         let bytes = (self.entry_words.len() * 4) as u64;
         if bytes > self.entry_buffer.size() {
             self.entry_buffer =

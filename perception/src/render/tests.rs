@@ -411,3 +411,52 @@ fn open_meshes_are_seen_from_both_sides_and_closed_ones_from_outside_only() {
     .unwrap();
     assert!(frame.cameras[0].instance_id.iter().all(|&i| i == 0));
 }
+
+#[test]
+fn instances_outside_a_cameras_view_are_not_drawn_and_those_reaching_in_are() {
+    let Some(gpu) = test_gpu() else { return };
+    let meshes = [MeshData::plane(20.0), MeshData::cuboid([0.3; 3])];
+    // 64 px wide, 60° across: the right edge of the view is the plane y = -x tan(30°) seen
+    // from a camera at the origin looking along +x (z up).
+    let camera = CameraModel::from_fov(64, 48, 60.0, 0.05, 10.0);
+    let mut r = Renderer::new(gpu, &meshes, &[camera], 8, Lighting::default()).unwrap();
+    let mut frame = r.new_frame();
+    let pose = CameraPose {
+        world: 0,
+        world_from_camera: look_at([0.0, 0.0, 1.0], [1.0, 0.0, 1.0]),
+    };
+    let edge = 3.0 * (30.0f64).to_radians().tan();
+    let box_at = |id: u32, x: f64, y: f64| Instance {
+        world: 0,
+        mesh: MeshId(1),
+        world_from_mesh: Isometry3::translation(x, y, 1.0),
+        color: [0.8, 0.3, 0.2, 1.0],
+        instance_id: id,
+        semantic_id: 2,
+    };
+    let instances = [
+        Instance {
+            world: 0,
+            mesh: MeshId(0),
+            world_from_mesh: Isometry3::identity(),
+            color: [0.5, 0.5, 0.5, 1.0],
+            instance_id: 1,
+            semantic_id: 1,
+        },
+        box_at(2, 3.0, 0.0),         // ahead
+        box_at(3, -3.0, 0.0),        // behind
+        box_at(4, 12.0, 0.0),        // beyond the far plane
+        box_at(5, 3.0, -edge - 0.2), // centre outside the right edge, a corner inside
+        box_at(6, 3.0, -edge - 1.0), // wholly right of the view
+    ];
+    r.render(&instances, &[pose], &mut frame).unwrap();
+    assert_eq!(
+        r.drawn_pairs(),
+        3,
+        "the ground, the box ahead and the one at the edge"
+    );
+    let seen: std::collections::BTreeSet<u32> =
+        frame.cameras[0].instance_id.iter().copied().collect();
+    assert!(seen.contains(&2) && seen.contains(&5), "{seen:?}");
+    assert!(!seen.contains(&3) && !seen.contains(&4) && !seen.contains(&6));
+}
