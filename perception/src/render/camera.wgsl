@@ -2,12 +2,16 @@
 // instance) pair (an instance-rate vertex buffer): clip-from-mesh (the camera's projection,
 // its world-to-camera transform and the instance's pose, multiplied in f64 on the CPU), the
 // placement of the camera's tile in the atlas, the direction to the light in the mesh frame
-// (scaled by its intensity) with the ambient, the linear RGBA colour and the ids.
+// (scaled by its intensity) with the ambient, the linear RGBA colour and the ids, then (read
+// only with shadows) the shadow-map coordinates from mesh and the world's shadow-map layer.
 //
 // Camera clip space is placed in its tile by scaling and offsetting x and y. Where the adapter
 // has clip distances, the vertex stage also clips each triangle to the camera's frustum sides,
 // i.e. to its tile, so one draw per mesh serves every camera; elsewhere the renderer scissors
 // each camera's draws to its tile.
+//
+// Lines starting `// shadows: ` are code when the light casts shadows (shadow.wgsl is then
+// appended), and the same for `// clip_to_tiles: `.
 //
 // Targets: 0 lit colour (Rgba8Unorm), 1 linear depth along the optical axis in metres
 // (R32Float: depth textures cannot be read back on every backend), 2 instance and semantic ids
@@ -24,6 +28,11 @@ struct EntryIn {
     @location(7) light: vec4<f32>,
     @location(8) color: vec4<f32>,
     @location(9) ids: vec2<u32>,
+    // shadows: @location(10) shadow_from_mesh_0: vec4<f32>,
+    // shadows: @location(11) shadow_from_mesh_1: vec4<f32>,
+    // shadows: @location(12) shadow_from_mesh_2: vec4<f32>,
+    // shadows: @location(13) shadow_from_mesh_3: vec4<f32>,
+    // shadows: @location(14) shadow_layer: u32,
 };
 
 struct VertexIn {
@@ -39,6 +48,8 @@ struct VertexOut {
     @location(2) @interpolate(flat) color: vec4<f32>,
     @location(3) @interpolate(flat) light: vec4<f32>,
     @location(4) @interpolate(flat) ids: vec2<u32>,
+    // shadows: @location(5) shadow: vec3<f32>,
+    // shadows: @location(6) @interpolate(flat) shadow_layer: u32,
 };
 
 @vertex
@@ -64,6 +75,9 @@ fn vs_main(v: VertexIn, e: EntryIn) -> VertexOut {
     out.color = e.color;
     out.light = e.light;
     out.ids = e.ids;
+    // shadows: let shadow_from_mesh = mat4x4<f32>(e.shadow_from_mesh_0, e.shadow_from_mesh_1, e.shadow_from_mesh_2, e.shadow_from_mesh_3);
+    // shadows: out.shadow = (shadow_from_mesh * vec4<f32>(v.position_in_mesh, 1.0)).xyz;
+    // shadows: out.shadow_layer = e.shadow_layer;
     return out;
 }
 
@@ -74,6 +88,8 @@ struct FragmentIn {
     @location(2) @interpolate(flat) color: vec4<f32>,
     @location(3) @interpolate(flat) light: vec4<f32>,
     @location(4) @interpolate(flat) ids: vec2<u32>,
+    // shadows: @location(5) shadow: vec3<f32>,
+    // shadows: @location(6) @interpolate(flat) shadow_layer: u32,
 };
 
 struct FragmentOut {
@@ -88,7 +104,9 @@ fn fs_main(in: FragmentIn, @builtin(front_facing) front: bool) -> FragmentOut {
     if !front {
         n = -n;
     }
-    let shade = in.light.w + max(dot(n, in.light.xyz), 0.0);
+    var lit = 1.0;
+    // shadows: lit = light_reaching(in.shadow, in.shadow_layer);
+    let shade = in.light.w + lit * max(dot(n, in.light.xyz), 0.0);
     var out: FragmentOut;
     out.color = vec4<f32>(clamp(in.color.rgb * shade, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0);
     out.depth_m = in.z_in_camera;

@@ -22,6 +22,11 @@
 //! (say, in its own link's housing) sees through it; open or inconsistently wound meshes are
 //! drawn from both sides.
 //!
+//! With [`Lighting::shadows`], each world seen in a frame first gets a shadow map: a depth
+//! pass along the light over that world's instances (flat meshes, like the ground, excepted),
+//! into one layer of a depth array; the camera pass then dims the directional light where the
+//! map has a caster nearer the light (2x2-filtered comparison).
+//!
 //! Conventions: the camera frame is OpenCV's (x right, y down, z along the optical axis), pixel
 //! centres are at integer coordinates (see [`crate::cloud`]), depth is metres along z with 0
 //! where no surface lies within `[near_m, far_m]`, and id 0 is the background.
@@ -29,6 +34,7 @@
 mod gpu;
 mod lens;
 mod mesh;
+mod shadow;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,6 +44,7 @@ use nalgebra::{Isometry3, Matrix4};
 pub use gpu::{AdapterChoice, AdapterReport, GpuContext};
 pub use lens::{CameraModel, Distortion, MAX_IMAGE_SIDE_PX};
 pub use mesh::{MeshData, ROUND_SEGMENTS};
+pub use shadow::SHADOW_MAP_PX;
 
 use crate::PerceptionError;
 
@@ -83,6 +90,11 @@ pub struct Lighting {
     pub direction_in_world: [f32; 3],
     /// Linear RGB of pixels where nothing is hit. Default: a pale sky, `[0.62, 0.74, 0.86]`.
     pub background: [f32; 3],
+    /// Whether the directional light casts shadows: each world seen in a frame gets a
+    /// [`SHADOW_MAP_PX`]-square shadow map, an orthographic view along the light fitted to the
+    /// world's instances except flat meshes (the ground plane), which receive shadows but cast
+    /// none. Default: false.
+    pub shadows: bool,
 }
 
 impl Default for Lighting {
@@ -92,6 +104,7 @@ impl Default for Lighting {
             directional: 0.65,
             direction_in_world: [0.3, 0.2, -1.0],
             background: [0.62, 0.74, 0.86],
+            shadows: false,
         }
     }
 }
@@ -124,8 +137,9 @@ pub struct Frame {
 const VERTEX_BYTES: u64 = 24;
 /// 32-bit words per drawn (camera, instance) pair: clip-from-mesh (16), the tile's placement
 /// in the atlas (4), the light in the mesh frame and the ambient (4), colour (4), instance and
-/// semantic id (2).
-const ENTRY_WORDS: usize = 30;
+/// semantic id (2), shadow-map coordinates from mesh (16), the shadow map's layer (1), and one
+/// word of padding. Shadow-map passes use the same layout (clip being the light's).
+const ENTRY_WORDS: usize = 48;
 
 const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
@@ -142,6 +156,8 @@ struct MeshRange {
     cull_back_faces: bool,
     /// A sphere holding the mesh, in its frame: centre (m) and radius (m).
     bound: ([f64; 3], f64),
+    /// Flat (no thickness along some axis, like the ground plane): casts no shadow.
+    flat: bool,
 }
 
 /// A camera's tile in the atlas, and its optional distortion lookup table.
@@ -194,6 +210,10 @@ pub struct Renderer {
     culling_pipeline: wgpu::RenderPipeline,
     /// Draws open meshes from both sides.
     two_sided_pipeline: wgpu::RenderPipeline,
+    /// With [`Lighting::shadows`]: the shadow maps, the depth-only pipeline that renders
+    /// them, and this frame's draws into them (with their layer).
+    shadows: Option<(shadow::ShadowMaps, wgpu::RenderPipeline)>,
+    shadow_draws: Vec<(u32, Draw)>,
     vertex_buffer: wgpu::Buffer,
     index_buffer: wgpu::Buffer,
     /// Per (camera, instance) pair drawn: grows to the largest frame's need, then is reused.
@@ -296,16 +316,30 @@ fn entry_buffer(device: &wgpu::Device, entries: usize) -> wgpu::Buffer {
 
 /// The camera shader; with `clip_to_tiles`, its vertex stage writes clip distances that keep
 /// each camera's triangles inside its tile.
-fn shader_source(clip_to_tiles: bool) -> String {
-    let source = include_str!("camera.wgsl");
+fn shader_source(clip_to_tiles: bool, shadows: bool) -> String {
+    let mut source = include_str!("camera.wgsl").to_string();
     if clip_to_tiles {
-        format!(
+        source = format!(
             "enable clip_distances;\n{}",
             source.replace("// clip_to_tiles: ", "")
-        )
-    } else {
-        source.to_string()
+        );
     }
+    if shadows {
+        source = source.replace("// shadows: ", "") + include_str!("shadow.wgsl");
+    }
+    source
+}
+
+/// Whether `positions` have no extent along some axis (a plane).
+fn is_flat(positions: &[[f32; 3]]) -> bool {
+    (0..3).any(|a| {
+        let (lo, hi) = positions
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p[a]), hi.max(p[a]))
+            });
+        hi - lo <= 0.0
+    })
 }
 
 /// Packs tiles left to right in rows (shelves) no wider than `max_side`.
@@ -398,6 +432,7 @@ impl Renderer {
                 base_vertex: (vertex_words.len() / 6) as i32,
                 cull_back_faces: m.is_closed_outward(),
                 bound: bounding_sphere(&m.positions),
+                flat: is_flat(&m.positions),
             });
             for (p, n) in m.positions.iter().zip(&m.normals) {
                 vertex_words.extend_from_slice(p);
@@ -437,19 +472,33 @@ impl Renderer {
                 .features()
                 .contains(wgpu::Features::CLIP_DISTANCES);
         let entry_buffer = entry_buffer(device, max_instances);
+        let shadow_maps = lighting.shadows.then(|| shadow::ShadowMaps::new(device));
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("camera"),
-            bind_group_layouts: &[],
+            bind_group_layouts: &[shadow_maps.as_ref().map(shadow::ShadowMaps::layout)],
             immediate_size: 0,
         });
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("camera.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shader_source(clip_to_tiles).into()),
+            source: wgpu::ShaderSource::Wgsl(shader_source(clip_to_tiles, lighting.shadows).into()),
         });
         let vertex_attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
         let entry_attributes = wgpu::vertex_attr_array![
             2 => Float32x4, 3 => Float32x4, 4 => Float32x4, 5 => Float32x4,
-            6 => Float32x4, 7 => Float32x4, 8 => Float32x4, 9 => Uint32x2
+            6 => Float32x4, 7 => Float32x4, 8 => Float32x4, 9 => Uint32x2,
+            10 => Float32x4, 11 => Float32x4, 12 => Float32x4, 13 => Float32x4, 14 => Uint32
+        ];
+        let buffers = [
+            wgpu::VertexBufferLayout {
+                array_stride: VERTEX_BYTES,
+                step_mode: wgpu::VertexStepMode::Vertex,
+                attributes: &vertex_attributes,
+            },
+            wgpu::VertexBufferLayout {
+                array_stride: (ENTRY_WORDS * 4) as u64,
+                step_mode: wgpu::VertexStepMode::Instance,
+                attributes: &entry_attributes,
+            },
         ];
         let pipeline = |label, cull_mode| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
@@ -459,18 +508,7 @@ impl Renderer {
                     module: &shader,
                     entry_point: Some("vs_main"),
                     compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    buffers: &[
-                        wgpu::VertexBufferLayout {
-                            array_stride: VERTEX_BYTES,
-                            step_mode: wgpu::VertexStepMode::Vertex,
-                            attributes: &vertex_attributes,
-                        },
-                        wgpu::VertexBufferLayout {
-                            array_stride: (ENTRY_WORDS * 4) as u64,
-                            step_mode: wgpu::VertexStepMode::Instance,
-                            attributes: &entry_attributes,
-                        },
-                    ],
+                    buffers: &buffers,
                 },
                 primitive: wgpu::PrimitiveState {
                     topology: wgpu::PrimitiveTopology::TriangleList,
@@ -502,6 +540,40 @@ impl Renderer {
         };
         let culling_pipeline = pipeline("camera, back faces culled", Some(wgpu::Face::Back));
         let two_sided_pipeline = pipeline("camera, two-sided", None);
+        let shadows = shadow_maps.map(|maps| {
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("shadow map"),
+                bind_group_layouts: &[],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("shadow map"),
+                layout: Some(&layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some("vs_main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    buffers: &buffers,
+                },
+                primitive: wgpu::PrimitiveState {
+                    topology: wgpu::PrimitiveTopology::TriangleList,
+                    cull_mode: None,
+                    ..wgpu::PrimitiveState::default()
+                },
+                depth_stencil: Some(wgpu::DepthStencilState {
+                    format: shadow::SHADOW_FORMAT,
+                    depth_write_enabled: Some(true),
+                    depth_compare: Some(wgpu::CompareFunction::Less),
+                    stencil: wgpu::StencilState::default(),
+                    bias: wgpu::DepthBiasState::default(),
+                }),
+                multisample: wgpu::MultisampleState::default(),
+                fragment: None,
+                multiview_mask: None,
+                cache: None,
+            });
+            (maps, pipeline)
+        });
 
         let target = |label: &str, format: wgpu::TextureFormat, bytes_per_pixel: u32| {
             let texture = device.create_texture(&wgpu::TextureDescriptor {
@@ -566,6 +638,8 @@ impl Renderer {
             meshes: ranges,
             culling_pipeline,
             two_sided_pipeline,
+            shadows,
+            shadow_draws: Vec::new(),
             vertex_buffer,
             index_buffer,
             entry_buffer,
@@ -723,8 +797,40 @@ impl Renderer {
             nalgebra::Vector3::z()
         };
 
+        if let Some((maps, _)) = &mut self.shadows {
+            let (groups, meshes, order) = (&self.groups, &self.meshes, &self.order);
+            maps.worlds.clear();
+            maps.worlds.extend_from_slice(&self.camera_worlds);
+            maps.worlds.sort_unstable();
+            maps.worlds.dedup();
+            maps.reserve(&self.gpu.device, maps.worlds.len());
+            maps.light_clip_from_world.clear();
+            maps.shadow_from_world.clear();
+            for &world in &maps.worlds {
+                let start = groups.partition_point(|g| g.world < world);
+                let casters = groups[start..]
+                    .iter()
+                    .take_while(|g| g.world == world)
+                    .filter(|g| !meshes[g.mesh as usize].flat)
+                    .flat_map(|g| {
+                        let (centre, radius) = meshes[g.mesh as usize].bound;
+                        (g.first_instance..g.end_instance).map(move |slot| {
+                            let inst = &instances[order[slot as usize] as usize];
+                            (
+                                inst.world_from_mesh * nalgebra::Point3::from(centre),
+                                radius,
+                            )
+                        })
+                    });
+                let (clip, map) = shadow::fit(&-to_light, casters);
+                maps.light_clip_from_world.push(clip);
+                maps.shadow_from_world.push(map);
+            }
+        }
+
         self.entry_words.clear();
         self.draws.clear();
+        self.shadow_draws.clear();
         let (width, height) = (f64::from(self.atlas.0), f64::from(self.atlas.1));
         for culled in [true, false] {
             let of_kind = |g: &DrawGroup| {
@@ -790,6 +896,19 @@ impl Renderer {
                         f32::from_bits(inst.instance_id),
                         f32::from_bits(inst.semantic_id),
                     ]);
+                    match &self.shadows {
+                        Some((maps, _)) => {
+                            let layer = maps.worlds.binary_search(&inst.world).unwrap_or(0);
+                            let shadow_from_mesh: Matrix4<f32> = (maps.shadow_from_world[layer]
+                                * inst.world_from_mesh.to_homogeneous())
+                            .cast();
+                            self.entry_words
+                                .extend_from_slice(shadow_from_mesh.as_slice());
+                            self.entry_words
+                                .extend_from_slice(&[f32::from_bits(layer as u32), 0.0]);
+                        }
+                        None => self.entry_words.extend_from_slice(&[0.0; 18]),
+                    }
                 }
                 let end_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
                 if end_entry == first_entry {
@@ -815,6 +934,38 @@ impl Renderer {
             self.pairs = pairs;
         }
         self.drawn_pairs = self.entry_words.len() / ENTRY_WORDS;
+        // Shadow casters, per world's layer: one draw per mesh, clipped to the light's view.
+        if let Some((maps, _)) = &self.shadows {
+            for (layer, &world) in maps.worlds.iter().enumerate() {
+                let start = self.groups.partition_point(|g| g.world < world);
+                for group in self.groups[start..].iter().take_while(|g| g.world == world) {
+                    let mesh = &self.meshes[group.mesh as usize];
+                    if mesh.flat || mesh.index_count == 0 {
+                        continue;
+                    }
+                    let first_entry = (self.entry_words.len() / ENTRY_WORDS) as u32;
+                    for slot in group.first_instance..group.end_instance {
+                        let inst = &instances[self.order[slot as usize] as usize];
+                        let clip_from_mesh: Matrix4<f32> = (maps.light_clip_from_world[layer]
+                            * inst.world_from_mesh.to_homogeneous())
+                        .cast();
+                        self.entry_words
+                            .extend_from_slice(clip_from_mesh.as_slice());
+                        self.entry_words.extend_from_slice(&[1.0, 1.0, 0.0, 0.0]);
+                        self.entry_words.extend_from_slice(&[0.0; ENTRY_WORDS - 20]);
+                    }
+                    self.shadow_draws.push((
+                        layer as u32,
+                        Draw {
+                            mesh: group.mesh,
+                            first_entry,
+                            end_entry: (self.entry_words.len() / ENTRY_WORDS) as u32,
+                            camera: None,
+                        },
+                    ));
+                }
+            }
+        }
         let bytes = (self.entry_words.len() * 4) as u64;
         if bytes > self.entry_buffer.size() {
             self.entry_buffer =
@@ -837,6 +988,41 @@ impl Renderer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("cameras"),
             });
+        if let Some((maps, pipeline)) = &self.shadows {
+            for (layer, view) in maps.layer_views.iter().enumerate().take(maps.worlds.len()) {
+                let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                    label: Some("shadow map"),
+                    color_attachments: &[],
+                    depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                        view,
+                        depth_ops: Some(wgpu::Operations {
+                            load: wgpu::LoadOp::Clear(1.0),
+                            store: wgpu::StoreOp::Store,
+                        }),
+                        stencil_ops: None,
+                    }),
+                    timestamp_writes: None,
+                    occlusion_query_set: None,
+                    multiview_mask: None,
+                });
+                pass.set_pipeline(pipeline);
+                pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
+                pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
+                pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+                for (_, draw) in self
+                    .shadow_draws
+                    .iter()
+                    .filter(|(l, _)| *l as usize == layer)
+                {
+                    let mesh = self.meshes[draw.mesh as usize];
+                    pass.draw_indexed(
+                        mesh.first_index..mesh.first_index + mesh.index_count,
+                        mesh.base_vertex,
+                        draw.first_entry..draw.end_entry,
+                    );
+                }
+            }
+        }
         {
             let [r, g, b] = self.lighting.background.map(f64::from);
             let attachment = |view, clear| {
@@ -872,6 +1058,9 @@ impl Renderer {
             pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
             pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
             pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+            if let Some((maps, _)) = &self.shadows {
+                pass.set_bind_group(0, &maps.bind_group, &[]);
+            }
             let mut culling = None;
             let mut scissor = None;
             for draw in &self.draws {

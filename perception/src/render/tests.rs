@@ -460,3 +460,123 @@ fn instances_outside_a_cameras_view_are_not_drawn_and_those_reaching_in_are() {
     assert!(seen.contains(&2) && seen.contains(&5), "{seen:?}");
     assert!(!seen.contains(&3) && !seen.contains(&4) && !seen.contains(&6));
 }
+
+/// With shadows, the ground is dark exactly where the ray from it towards the light hits the
+/// box (>= 97% of ground pixels; the rest lie along the shadow's edge, filtered over 2x2
+/// texels); without, the ground is lit everywhere.
+#[test]
+fn the_light_casts_the_box_shadow_where_rays_to_the_light_hit_the_box() {
+    let Some(gpu) = test_gpu() else { return };
+    let half = [0.2, 0.2, 0.3];
+    let meshes = [
+        MeshData::plane(5.0),
+        MeshData::cuboid(half.map(|x| x as f32)),
+    ];
+    let camera = CameraModel::from_fov(96, 72, 60.0, 0.05, 20.0);
+    let box_pose = Isometry3::translation(0.0, 0.0, 0.3);
+    let instances = [
+        Instance {
+            world: 0,
+            mesh: MeshId(0),
+            world_from_mesh: Isometry3::identity(),
+            color: [0.5, 0.5, 0.5, 1.0],
+            instance_id: 1,
+            semantic_id: 1,
+        },
+        Instance {
+            world: 0,
+            mesh: MeshId(1),
+            world_from_mesh: box_pose,
+            color: [0.8, 0.3, 0.2, 1.0],
+            instance_id: 2,
+            semantic_id: 2,
+        },
+    ];
+    let pose = look_at([1.5, -1.5, 2.0], [0.7, 0.3, 0.0]);
+    let travel = Vector3::new(1.0, 0.4, -0.7).normalize();
+    let to_light = -travel;
+    let k = camera.intrinsics;
+    for shadows in [true, false] {
+        let lighting = Lighting {
+            direction_in_world: [travel.x as f32, travel.y as f32, travel.z as f32],
+            shadows,
+            ..Lighting::default()
+        };
+        // Ground colour lit and in shadow (red channel, 0-255).
+        let lit = 255.0 * 0.5 * (lighting.ambient + lighting.directional * to_light.z as f32);
+        let dark = 255.0 * 0.5 * lighting.ambient;
+        let mut r = Renderer::new(gpu.clone(), &meshes, &[camera], 2, lighting).unwrap();
+        let mut frame = r.new_frame();
+        let camera_pose = CameraPose {
+            world: 0,
+            world_from_camera: pose,
+        };
+        r.render(&instances, &[camera_pose], &mut frame).unwrap();
+        let images = &frame.cameras[0];
+        let (mut ground, mut agree, mut shadowed, mut dark_seen) = (0, 0, 0, 0);
+        for v in 0..k.height_px {
+            for u in 0..k.width_px {
+                let i = (v * k.width_px + u) as usize;
+                if images.instance_id[i] != 1 {
+                    continue;
+                }
+                ground += 1;
+                let ray = Vector3::new(
+                    (f64::from(u) - k.cx_px) / k.fx_px,
+                    (f64::from(v) - k.cy_px) / k.fy_px,
+                    1.0,
+                );
+                let p = pose * Point3::from(ray * f64::from(images.depth_m[i]));
+                let in_shadow = ray_box(&p, &to_light, &box_pose, half).is_some();
+                let is_dark = f32::from(images.rgba8[4 * i]) < 0.5 * (lit + dark);
+                shadowed += usize::from(in_shadow);
+                dark_seen += usize::from(is_dark);
+                agree += usize::from(in_shadow == is_dark);
+            }
+        }
+        if shadows {
+            assert!(
+                shadowed > 200,
+                "only {shadowed} ground pixels in the shadow"
+            );
+            assert!(
+                agree as f64 >= 0.97 * f64::from(ground),
+                "{agree} of {ground} ground pixels agree with the ray to the light"
+            );
+        } else {
+            assert_eq!(dark_seen, 0, "no shadows asked for, yet the ground is dark");
+        }
+        if !shadows {
+            continue;
+        }
+        // Two worlds in one batch, each with its own shadow map: world 0 as above, world 1
+        // has no box, so its ground is lit everywhere.
+        let mut both = instances.to_vec();
+        both.push(Instance {
+            world: 1,
+            ..instances[0]
+        });
+        let mut batch = Renderer::new(gpu.clone(), &meshes, &[camera; 2], 3, lighting).unwrap();
+        let mut frames = batch.new_frame();
+        let poses = [
+            camera_pose,
+            CameraPose {
+                world: 1,
+                ..camera_pose
+            },
+        ];
+        batch.render(&both, &poses, &mut frames).unwrap();
+        assert!(frames.cameras[0].instance_id == images.instance_id);
+        assert!(
+            frames.cameras[0].rgba8 == images.rgba8,
+            "world 0 shaded differently"
+        );
+        let second = &frames.cameras[1];
+        assert!(
+            (0..second.instance_id.len())
+                .filter(|&i| second.instance_id[i] == 1)
+                .all(|i| f32::from(second.rgba8[4 * i]) > 0.5 * (lit + dark)),
+            "world 1 has no box, yet its ground is dark"
+        );
+    }
+}
