@@ -40,6 +40,9 @@ pub struct SensorsArgs {
     /// is the first): 0 measures clearing the targets and reading them back alone.
     #[arg(long, value_name = "N")]
     pub instances: Option<usize>,
+    /// The light casts shadows (one shadow map for the scene's world).
+    #[arg(long)]
+    pub shadows: bool,
     /// Only CPU software adapters (lavapipe, llvmpipe), even when a GPU is present.
     #[arg(long)]
     pub software: bool,
@@ -143,7 +146,10 @@ pub fn sensors(args: SensorsArgs) -> anyhow::Result<()> {
             &geometry.meshes,
             &cameras,
             geometry.len(),
-            Lighting::default(),
+            Lighting {
+                shadows: args.shadows,
+                ..Lighting::default()
+            },
         )?;
         let poses: Vec<CameraPose> = (0..n)
             .map(|k| CameraPose {

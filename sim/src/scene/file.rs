@@ -77,6 +77,9 @@ pub struct WorldFile {
     pub ground: bool,
     /// Friction coefficient of the ground plane (dimensionless). Default: 0.9.
     pub ground_friction: f64,
+    /// The cameras' directional light casts shadows (a shadow map per world; the ground
+    /// receives shadows but casts none). Default: false.
+    pub shadows: bool,
 }
 
 impl Default for WorldFile {
@@ -89,6 +92,7 @@ impl Default for WorldFile {
             contact_prediction: 0.002,
             ground: true,
             ground_friction: 0.9,
+            shadows: false,
         }
     }
 }

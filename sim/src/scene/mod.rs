@@ -41,6 +41,8 @@ pub struct WorldModel {
     pub contact_prediction_m: f64,
     /// Ground plane friction, when the ground is enabled.
     pub ground_friction: Option<f64>,
+    /// Whether the cameras' light casts shadows.
+    pub shadows: bool,
 }
 
 /// The actuator of one degree of freedom, with every default resolved.
@@ -409,6 +411,7 @@ impl Scene {
             solver_iterations: w.solver_iterations,
             pgs_iterations: w.pgs_iterations,
             ground_friction: w.ground.then_some(w.ground_friction),
+            shadows: w.shadows,
         };
         let duration_secs = file.scene.duration_secs.unwrap_or(10.0);
         if !(duration_secs.is_finite() && duration_secs > 0.0) {

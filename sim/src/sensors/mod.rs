@@ -485,7 +485,10 @@ impl SensorSuite {
                 &meshes,
                 &cameras,
                 sources.len(),
-                Lighting::default(),
+                Lighting {
+                    shadows: scene.world.shadows,
+                    ..Lighting::default()
+                },
             )
             .map_err(|e| fail(format!("camera[{}]", list[0]), e))?;
             let frame = renderer.new_frame();
