@@ -980,6 +980,23 @@ impl Renderer {
         }
     }
 
+    /// Sets the shared vertex, entry and index buffers.
+    fn bind_geometry(&self, pass: &mut wgpu::RenderPass<'_>) {
+        pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
+        pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
+        pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+    }
+
+    /// Draws `draw`'s mesh once per entry of its run.
+    fn draw(&self, pass: &mut wgpu::RenderPass<'_>, draw: &Draw) {
+        let mesh = self.meshes[draw.mesh as usize];
+        pass.draw_indexed(
+            mesh.first_index..mesh.first_index + mesh.index_count,
+            mesh.base_vertex,
+            draw.first_entry..draw.end_entry,
+        );
+    }
+
     /// Records the render pass over all tiles and the three copies, and submits them.
     fn draw_and_copy(&mut self) {
         let mut encoder = self
@@ -1006,20 +1023,13 @@ impl Renderer {
                     multiview_mask: None,
                 });
                 pass.set_pipeline(pipeline);
-                pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
-                pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
-                pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+                self.bind_geometry(&mut pass);
                 for (_, draw) in self
                     .shadow_draws
                     .iter()
                     .filter(|(l, _)| *l as usize == layer)
                 {
-                    let mesh = self.meshes[draw.mesh as usize];
-                    pass.draw_indexed(
-                        mesh.first_index..mesh.first_index + mesh.index_count,
-                        mesh.base_vertex,
-                        draw.first_entry..draw.end_entry,
-                    );
+                    self.draw(&mut pass, draw);
                 }
             }
         }
@@ -1055,9 +1065,7 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            pass.set_vertex_buffer(0, self.vertex_buffer.slice(..));
-            pass.set_vertex_buffer(1, self.entry_buffer.slice(..));
-            pass.set_index_buffer(self.index_buffer.slice(..), wgpu::IndexFormat::Uint32);
+            self.bind_geometry(&mut pass);
             if let Some((maps, _)) = &self.shadows {
                 pass.set_bind_group(0, &maps.bind_group, &[]);
             }
@@ -1080,11 +1088,7 @@ impl Renderer {
                     let tile = &self.tiles[c as usize];
                     pass.set_scissor_rect(tile.x, tile.y, tile.width, tile.height);
                 }
-                pass.draw_indexed(
-                    mesh.first_index..mesh.first_index + mesh.index_count,
-                    mesh.base_vertex,
-                    draw.first_entry..draw.end_entry,
-                );
+                self.draw(&mut pass, draw);
             }
         }
         for target in [&self.color, &self.depth, &self.ids] {
