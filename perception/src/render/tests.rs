@@ -360,6 +360,30 @@ fn bad_inputs_are_errors() {
     assert!(frame.cameras[0].instance_id.iter().all(|&i| i == 0));
 }
 
+/// World 0's ground: mesh 0 (a plane) at the origin, grey, instance 1, class 1.
+fn ground() -> Instance {
+    Instance {
+        world: 0,
+        mesh: MeshId(0),
+        world_from_mesh: Isometry3::identity(),
+        color: [0.5, 0.5, 0.5, 1.0],
+        instance_id: 1,
+        semantic_id: 1,
+    }
+}
+
+/// A box of world 0: mesh 1 at `pose`, red, instance `id`, class 2.
+fn a_box(pose: Isometry3<f64>, id: u32) -> Instance {
+    Instance {
+        world: 0,
+        mesh: MeshId(1),
+        world_from_mesh: pose,
+        color: [0.8, 0.3, 0.2, 1.0],
+        instance_id: id,
+        semantic_id: 2,
+    }
+}
+
 #[test]
 fn open_meshes_are_seen_from_both_sides_and_closed_ones_from_outside_only() {
     let Some(gpu) = test_gpu() else { return };
@@ -426,23 +450,9 @@ fn instances_outside_a_cameras_view_are_not_drawn_and_those_reaching_in_are() {
         world_from_camera: look_at([0.0, 0.0, 1.0], [1.0, 0.0, 1.0]),
     };
     let edge = 3.0 * (30.0f64).to_radians().tan();
-    let box_at = |id: u32, x: f64, y: f64| Instance {
-        world: 0,
-        mesh: MeshId(1),
-        world_from_mesh: Isometry3::translation(x, y, 1.0),
-        color: [0.8, 0.3, 0.2, 1.0],
-        instance_id: id,
-        semantic_id: 2,
-    };
+    let box_at = |id: u32, x: f64, y: f64| a_box(Isometry3::translation(x, y, 1.0), id);
     let instances = [
-        Instance {
-            world: 0,
-            mesh: MeshId(0),
-            world_from_mesh: Isometry3::identity(),
-            color: [0.5, 0.5, 0.5, 1.0],
-            instance_id: 1,
-            semantic_id: 1,
-        },
+        ground(),
         box_at(2, 3.0, 0.0),         // ahead
         box_at(3, -3.0, 0.0),        // behind
         box_at(4, 12.0, 0.0),        // beyond the far plane
@@ -474,24 +484,7 @@ fn the_light_casts_the_box_shadow_where_rays_to_the_light_hit_the_box() {
     ];
     let camera = CameraModel::from_fov(96, 72, 60.0, 0.05, 20.0);
     let box_pose = Isometry3::translation(0.0, 0.0, 0.3);
-    let instances = [
-        Instance {
-            world: 0,
-            mesh: MeshId(0),
-            world_from_mesh: Isometry3::identity(),
-            color: [0.5, 0.5, 0.5, 1.0],
-            instance_id: 1,
-            semantic_id: 1,
-        },
-        Instance {
-            world: 0,
-            mesh: MeshId(1),
-            world_from_mesh: box_pose,
-            color: [0.8, 0.3, 0.2, 1.0],
-            instance_id: 2,
-            semantic_id: 2,
-        },
-    ];
+    let instances = [ground(), a_box(box_pose, 2)];
     let pose = look_at([1.5, -1.5, 2.0], [0.7, 0.3, 0.0]);
     let travel = Vector3::new(1.0, 0.4, -0.7).normalize();
     let to_light = -travel;
